@@ -1,0 +1,106 @@
+"""The Starlette application: /graphql, health, readiness and metrics."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from sqlalchemy import text
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route, WebSocketRoute
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from config import Settings
+from database import create_engine, libpq_url
+from domain.users import service as users
+from domain.users.tokens import TokenSigner
+from graphql_view import GraphQLEndpoint
+from schema import schema
+
+log = logging.getLogger("booking")
+
+REQUESTS = Counter("http_requests_total", "HTTP requests", ["path", "status"])
+LATENCY = Histogram("http_request_duration_seconds", "HTTP request latency", ["path"])
+
+
+@asynccontextmanager
+async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    settings = Settings.from_env()
+    engine = create_engine(libpq_url(settings))
+    secret = await users.jwt_secret(engine, settings.jwt_secret)
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.signer = TokenSigner(
+        secret, settings.jwt_issuer, settings.jwt_audience, settings.access_token_minutes * 60
+    )
+    try:
+        yield
+    finally:
+        await engine.dispose()
+
+
+async def healthz(request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    try:
+        async with request.app.state.engine.connect() as conn:
+            await conn.execute(text("select 1"))
+    except Exception:
+        log.warning("readiness check failed", exc_info=True)
+        return JSONResponse({"status": "unavailable", "database": "unreachable"}, status_code=503)
+    return JSONResponse({"status": "ok", "database": "reachable"})
+
+
+async def metrics(request: Request) -> Response:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+class RequestMetrics:
+    """Counts and times HTTP requests per route (cheap: no per-request allocation
+    beyond the labels)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = scope["path"] if scope["path"] in KNOWN_PATHS else "other"
+        started = time.perf_counter()
+        status = 500
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            LATENCY.labels(path).observe(time.perf_counter() - started)
+            REQUESTS.labels(path, str(status)).inc()
+
+
+graphql_app = GraphQLEndpoint(schema)
+KNOWN_PATHS = frozenset({"/graphql", "/healthz", "/readyz", "/metrics"})
+
+starlette_app = Starlette(
+    routes=[
+        Route("/graphql", graphql_app, methods=["GET", "POST"]),
+        WebSocketRoute("/graphql", graphql_app),
+        Route("/healthz", healthz),
+        Route("/readyz", readyz),
+        Route("/metrics", metrics),
+    ],
+    lifespan=lifespan,
+)
+app = RequestMetrics(starlette_app)

@@ -1,0 +1,50 @@
+"""Per-request batch loaders: one field that loads related rows costs one statement
+per batch, not one per parent. Created afresh for every request (and, for
+subscriptions, every event), so nothing cached outlives what it describes."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+from strawberry.dataloader import DataLoader
+
+from dataloaders.memberships_by_user import memberships_by_user
+from dataloaders.organizations_by_id import organizations_by_id
+from dataloaders.service_ids_by_staff import service_ids_by_staff
+from dataloaders.services_by_id import services_by_id
+from dataloaders.staff_by_id import staff_by_id
+from dataloaders.staff_ids_by_service import staff_ids_by_service
+from dataloaders.time_off_by_id import time_off_by_id
+from dataloaders.users_by_id import users_by_id
+from dataloaders.weekly_hours_by_staff import weekly_hours_by_staff
+from domain.availability.records import Service, Staff, TimeOff, WorkingHours
+from domain.users.records import Membership, Organization, User
+
+
+@dataclass(frozen=True, slots=True)
+class DataLoaders:
+    users: DataLoader[uuid.UUID, User | None]
+    organizations: DataLoader[uuid.UUID, Organization | None]
+    memberships: DataLoader[uuid.UUID, list[Membership] | None]
+    services: DataLoader[uuid.UUID, Service | None]
+    staff: DataLoader[uuid.UUID, Staff | None]
+    time_off: DataLoader[uuid.UUID, TimeOff | None]
+    staff_ids_of_service: DataLoader[uuid.UUID, list[uuid.UUID] | None]
+    service_ids_of_staff: DataLoader[uuid.UUID, list[uuid.UUID] | None]
+    weekly_hours: DataLoader[uuid.UUID, list[WorkingHours] | None]
+
+    @classmethod
+    def create(cls, engine: AsyncEngine) -> DataLoaders:
+        return cls(
+            users=users_by_id(engine),
+            organizations=organizations_by_id(engine),
+            memberships=memberships_by_user(engine),
+            services=services_by_id(engine),
+            staff=staff_by_id(engine),
+            time_off=time_off_by_id(engine),
+            staff_ids_of_service=staff_ids_by_service(engine),
+            service_ids_of_staff=service_ids_by_staff(engine),
+            weekly_hours=weekly_hours_by_staff(engine),
+        )

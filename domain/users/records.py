@@ -1,0 +1,53 @@
+"""Plain records the users domain hands to the rest of the system."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from enum import Enum
+
+
+class Role(Enum):
+    OWNER = "OWNER"
+    ADMIN = "ADMIN"
+    STAFF = "STAFF"
+
+
+MANAGERS = frozenset({Role.OWNER, Role.ADMIN})
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    id: uuid.UUID
+    email: str | None
+    phone: str | None
+    name: str
+    email_verified: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Organization:
+    id: uuid.UUID
+    name: str
+    slug: str
+    time_zone: str
+    currency: str
+    hold_minutes: int
+
+
+@dataclass(frozen=True, slots=True)
+class Membership:
+    organization_id: uuid.UUID
+    user_id: uuid.UUID
+    role: Role
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    """What signing in hands back: a short JWT and a single-use refresh token."""
+
+    user: User
+    access_token: str
+    access_token_expires_at: datetime
+    refresh_token: str

@@ -1,0 +1,355 @@
+"""The users domain's public API: identity, sessions, organizations and roles."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from domain.errors import DomainError, ErrorCode, Problems
+from domain.users.passwords import hash_password, password_problem, verify_password
+from domain.users.records import MANAGERS, Membership, Organization, Role, Session, User
+from domain.users.tables import (
+    invitations,
+    memberships,
+    organizations,
+    refresh_tokens,
+    server_secrets,
+    users,
+)
+from domain.users.tokens import TokenSigner, hash_refresh_token, new_refresh_token
+from domain.validation import is_currency, is_email, is_phone, is_slug, is_time_zone
+from ids import uuid7
+
+REFRESH_LIFETIME = timedelta(days=30)
+
+
+def _user(row: RowMapping) -> User:
+    return User(
+        id=row["id"],
+        email=row["email"],
+        phone=row["phone"],
+        name=row["name"],
+        email_verified=row["email_verified"],
+    )
+
+
+def _organization(row: RowMapping) -> Organization:
+    return Organization(
+        id=row["id"],
+        name=row["name"],
+        slug=row["slug"],
+        time_zone=row["time_zone"],
+        currency=row["currency"],
+        hold_minutes=row["hold_minutes"],
+    )
+
+
+async def jwt_secret(engine: AsyncEngine, configured: str | None) -> str:
+    """JWT_SECRET, or one generated once and kept in the database for every process."""
+    if configured:
+        return configured
+    async with engine.begin() as conn:
+        await conn.execute(
+            pg_insert(server_secrets)
+            .values(name="jwt", value=secrets.token_urlsafe(48))
+            .on_conflict_do_nothing()
+        )
+        value = await conn.scalar(
+            select(server_secrets.c.value).where(server_secrets.c.name == "jwt")
+        )
+    assert isinstance(value, str)
+    return value
+
+
+# ---- identity -----------------------------------------------------------------------------
+
+
+def _check_name(problems: Problems, field: str, name: str | None) -> None:
+    if name is not None and not name.strip():
+        problems.add(field, "Enter a name.")
+    elif name is not None and len(name) > 200:
+        problems.add(field, "Use at most 200 characters.")
+
+
+def _check_phone(problems: Problems, field: str, phone: str | None) -> None:
+    if phone is not None and phone != "" and not is_phone(phone):
+        problems.add(field, "Enter the phone number in international form, like +14155550123.")
+
+
+async def sign_up(
+    conn: AsyncConnection,
+    signer: TokenSigner,
+    email: str,
+    password: str,
+    name: str,
+    phone: str | None,
+) -> Session:
+    email = email.strip().lower()
+    problems = Problems()
+    if not is_email(email):
+        problems.add("input.email", "Enter a valid e-mail address.")
+    if (why := password_problem(password)) is not None:
+        problems.add("input.password", why)
+    _check_name(problems, "input.name", name)
+    _check_phone(problems, "input.phone", phone)
+    problems.check()
+    password_hash = await hash_password(password)
+    user_id = await conn.scalar(
+        pg_insert(users)
+        .values(
+            id=uuid7(),
+            email=email,
+            phone=phone or None,
+            name=name.strip(),
+            password_hash=password_hash,
+        )
+        .on_conflict_do_nothing(index_elements=["email"])
+        .returning(users.c.id)
+    )
+    if user_id is None:
+        raise DomainError(
+            ErrorCode.EMAIL_TAKEN, "An account with this e-mail exists already.", "input.email"
+        )
+    # Memberships waiting for this e-mail (addStaff before the person signed up).
+    pending = (
+        await conn.execute(
+            invitations.delete()
+            .where(invitations.c.email == email)
+            .returning(invitations.c.organization_id, invitations.c.role)
+        )
+    ).all()
+    if pending:
+        await conn.execute(
+            pg_insert(memberships)
+            .values([{"organization_id": o, "user_id": user_id, "role": r} for o, r in pending])
+            .on_conflict_do_nothing()
+        )
+    return await _open_session(conn, signer, user_id, uuid7())
+
+
+async def sign_in(conn: AsyncConnection, signer: TokenSigner, email: str, password: str) -> Session:
+    row = (
+        await conn.execute(
+            select(users.c.id, users.c.password_hash).where(users.c.email == email.strip().lower())
+        )
+    ).first()
+    if not await verify_password(row.password_hash if row else None, password) or row is None:
+        raise DomainError(ErrorCode.INVALID_CREDENTIALS, "The e-mail or password is wrong.")
+    return await _open_session(conn, signer, row.id, uuid7())
+
+
+async def _open_session(
+    conn: AsyncConnection, signer: TokenSigner, user_id: uuid.UUID, family_id: uuid.UUID
+) -> Session:
+    token, token_hash = new_refresh_token()
+    await conn.execute(
+        insert(refresh_tokens).values(
+            token_hash=token_hash,
+            family_id=family_id,
+            user_id=user_id,
+            expires_at=datetime.now(UTC) + REFRESH_LIFETIME,
+        )
+    )
+    access, expires = signer.issue(user_id)
+    user = (await users_by_id(conn, [user_id]))[user_id]
+    return Session(
+        user=user,
+        access_token=access,
+        access_token_expires_at=datetime.fromtimestamp(expires, UTC),
+        refresh_token=token,
+    )
+
+
+async def refresh_session(
+    conn: AsyncConnection, signer: TokenSigner, token: str
+) -> Session | DomainError:
+    """Single use: retires `token` and opens the next one of its family. Presenting a
+    retired token again means it leaked: the whole family is revoked. The refusal is
+    returned, not raised, so the caller commits the revocation."""
+    token_hash = hash_refresh_token(token)
+    now = func.now()
+    row = (
+        await conn.execute(
+            update(refresh_tokens)
+            .where(
+                refresh_tokens.c.token_hash == token_hash,
+                refresh_tokens.c.retired_at.is_(None),
+                refresh_tokens.c.revoked_at.is_(None),
+                refresh_tokens.c.expires_at > now,
+            )
+            .values(retired_at=now)
+            .returning(refresh_tokens.c.user_id, refresh_tokens.c.family_id)
+        )
+    ).first()
+    if row is None:
+        await _revoke_family_of(conn, token_hash)
+        return DomainError(
+            ErrorCode.TOKEN_INVALID, "This session has ended; sign in again.", "refreshToken"
+        )
+    return await _open_session(conn, signer, row.user_id, row.family_id)
+
+
+async def _revoke_family_of(conn: AsyncConnection, token_hash: bytes) -> bool:
+    family = await conn.scalar(
+        select(refresh_tokens.c.family_id).where(refresh_tokens.c.token_hash == token_hash)
+    )
+    if family is None:
+        return False
+    await conn.execute(
+        update(refresh_tokens)
+        .where(refresh_tokens.c.family_id == family, refresh_tokens.c.revoked_at.is_(None))
+        .values(revoked_at=func.now())
+    )
+    return True
+
+
+async def sign_out(conn: AsyncConnection, token: str) -> None:
+    """Ends the session family of `token` (every refresh token it produced)."""
+    if not await _revoke_family_of(conn, hash_refresh_token(token)):
+        raise DomainError(ErrorCode.TOKEN_INVALID, "This session is not known.", "refreshToken")
+
+
+async def update_profile(
+    conn: AsyncConnection, user_id: uuid.UUID, name: str | None, phone: str | None
+) -> User:
+    problems = Problems()
+    _check_name(problems, "input.name", name)
+    _check_phone(problems, "input.phone", phone)
+    problems.check()
+    values: dict[str, object] = {}
+    if name is not None:
+        values["name"] = name.strip()
+    if phone is not None:
+        values["phone"] = phone or None  # "" clears the number
+    if values:
+        await conn.execute(update(users).where(users.c.id == user_id).values(**values))
+    return (await users_by_id(conn, [user_id]))[user_id]
+
+
+async def users_by_id(conn: AsyncConnection, ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, User]:
+    rows = (await conn.execute(select(users).where(users.c.id.in_(list(ids))))).mappings()
+    return {row["id"]: _user(row) for row in rows}
+
+
+async def user_ids_by_email(conn: AsyncConnection, email: str) -> uuid.UUID | None:
+    return await conn.scalar(select(users.c.id).where(users.c.email == email.strip().lower()))
+
+
+# ---- organizations and roles --------------------------------------------------------------
+
+
+async def create_organization(
+    conn: AsyncConnection,
+    owner_id: uuid.UUID,
+    name: str,
+    slug: str,
+    time_zone: str,
+    currency: str,
+) -> Organization:
+    problems = Problems()
+    _check_name(problems, "input.name", name)
+    if not is_slug(slug):
+        problems.add(
+            "input.slug",
+            "Use 3 to 63 lower-case letters, digits and single hyphens, like 'city-clinic'.",
+        )
+    if not is_time_zone(time_zone):
+        problems.add("input.timeZone", "Use an IANA time zone name, like 'Europe/Berlin'.")
+    if not is_currency(currency):
+        problems.add("input.currency", "Use an ISO 4217 currency code, like 'EUR'.")
+    problems.check()
+    org_id = await conn.scalar(
+        pg_insert(organizations)
+        .values(id=uuid7(), name=name.strip(), slug=slug, time_zone=time_zone, currency=currency)
+        .on_conflict_do_nothing(index_elements=["slug"])
+        .returning(organizations.c.id)
+    )
+    if org_id is None:
+        raise DomainError(
+            ErrorCode.SLUG_TAKEN, "This address is taken; choose another.", "input.slug"
+        )
+    await conn.execute(
+        insert(memberships).values(organization_id=org_id, user_id=owner_id, role=Role.OWNER.value)
+    )
+    return (await organizations_by_id(conn, [org_id]))[org_id]
+
+
+async def organizations_by_id(
+    conn: AsyncConnection, ids: Iterable[uuid.UUID]
+) -> dict[uuid.UUID, Organization]:
+    rows = (
+        await conn.execute(select(organizations).where(organizations.c.id.in_(list(ids))))
+    ).mappings()
+    return {row["id"]: _organization(row) for row in rows}
+
+
+async def organization_by_slug(conn: AsyncConnection, slug: str) -> Organization | None:
+    row = (
+        (await conn.execute(select(organizations).where(organizations.c.slug == slug)))
+        .mappings()
+        .first()
+    )
+    return _organization(row) if row else None
+
+
+async def memberships_of_users(
+    conn: AsyncConnection, user_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, list[Membership]]:
+    rows = await conn.execute(
+        select(memberships)
+        .where(memberships.c.user_id.in_(list(user_ids)))
+        .order_by(memberships.c.user_id, memberships.c.organization_id)
+    )
+    out: dict[uuid.UUID, list[Membership]] = {u: [] for u in user_ids}
+    for org_id, user_id, role in rows:
+        out[user_id].append(Membership(org_id, user_id, Role(role)))
+    return out
+
+
+async def role_in(conn: AsyncConnection, user_id: uuid.UUID, org_id: uuid.UUID) -> Role | None:
+    role = await conn.scalar(
+        select(memberships.c.role).where(
+            memberships.c.user_id == user_id, memberships.c.organization_id == org_id
+        )
+    )
+    return Role(role) if role else None
+
+
+async def require_manager(conn: AsyncConnection, user_id: uuid.UUID, org_id: uuid.UUID) -> Role:
+    """OWNER or ADMIN of the organization, or FORBIDDEN."""
+    role = await role_in(conn, user_id, org_id)
+    if role not in MANAGERS:
+        raise DomainError(
+            ErrorCode.FORBIDDEN, "Only the organization's owners and admins may do this."
+        )
+    assert role is not None
+    return role
+
+
+async def invite(
+    conn: AsyncConnection, org_id: uuid.UUID, email: str, role: Role
+) -> uuid.UUID | None:
+    """Gives the user with `email` the role now, or when they sign up. Returns their id
+    when they have an account. An existing higher role is kept."""
+    email = email.strip().lower()
+    user_id = await user_ids_by_email(conn, email)
+    if user_id is None:
+        await conn.execute(
+            pg_insert(invitations)
+            .values(organization_id=org_id, email=email, role=role.value)
+            .on_conflict_do_nothing()
+        )
+        return None
+    await conn.execute(
+        pg_insert(memberships)
+        .values(organization_id=org_id, user_id=user_id, role=role.value)
+        .on_conflict_do_nothing()
+    )
+    return user_id

@@ -1,0 +1,135 @@
+"""The /graphql endpoint: strawberry's ASGI view with our context, auth and error rules."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import orjson
+from graphql import GraphQLError
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.websockets import WebSocket
+from strawberry.asgi import GraphQL
+from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
+from strawberry.types.execution import ExecutionResult
+
+from dataloaders import DataLoaders
+from domain.users.tokens import TokenRejected, TokenSigner
+from schema.context import Context
+
+log = logging.getLogger("booking.graphql")
+
+# Codes we raise on purpose; anything else reaching the client is a fault.
+PUBLIC_CODES = frozenset({"UNAUTHENTICATED", "FORBIDDEN", "INVALID_INPUT", "NOT_FOUND"})
+
+
+def _public_code(error: GraphQLError) -> str | None:
+    """The code of an error we raised on purpose, following graphql-core's wrapping."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, GraphQLError) and seen.extensions:
+            code = seen.extensions.get("code")
+            if code in PUBLIC_CODES:
+                return str(code)
+        seen = getattr(seen, "original_error", None)
+    return None
+
+
+def authenticate(context: Context, signer: TokenSigner, header: str) -> None:
+    """A missing token is anonymous; a bad or expired one fails the whole request."""
+    scheme, _, token = header.partition(" ")
+    try:
+        if scheme.lower() != "bearer" or not token.strip():
+            raise TokenRejected("not a bearer token")
+        context.viewer_id = signer.verify(token.strip()).user_id
+    except TokenRejected:
+        context.auth_failed = True
+
+
+def format_error(error: GraphQLError) -> dict[str, Any]:
+    """The client's view of an error: no stack, no internals, always a code."""
+    formatted: dict[str, Any] = {"message": error.message}
+    if error.locations:
+        formatted["locations"] = [
+            {"line": loc.line, "column": loc.column} for loc in error.locations
+        ]
+    if error.path:
+        formatted["path"] = error.path
+    code = _public_code(error)
+    if code is not None:
+        formatted["extensions"] = {"code": code}
+        field = error.extensions.get("field") if error.extensions else None
+        if field:
+            formatted["extensions"]["field"] = field
+    elif error.original_error is None:
+        # graphql-core's own: a malformed request (syntax, validation, variables).
+        formatted["extensions"] = {"code": "GRAPHQL_VALIDATION_FAILED"}
+    else:
+        log.error("fault while resolving %s", error.path, exc_info=error.original_error)
+        formatted["message"] = "Internal server error."
+        formatted["extensions"] = {"code": "INTERNAL_SERVER_ERROR"}
+    return formatted
+
+
+class GraphQLEndpoint(GraphQL[Context, None]):
+    async def get_context(
+        self, request: Request | WebSocket, response: Response | WebSocket | None = None
+    ) -> Context:
+        state = request.app.state
+        context = Context(
+            request=request,
+            response=response if isinstance(response, Response) else None,
+            engine=state.engine,
+            signer=state.signer,
+            settings=state.settings,
+            loaders=DataLoaders.create(state.engine),
+        )
+        header = request.headers.get("authorization")
+        if header:
+            authenticate(context, state.signer, header)
+        return context
+
+    async def execute_single(
+        self,
+        request: Request,
+        request_adapter: Any,
+        sub_response: Any,
+        context: Context,
+        root_value: Any,
+        request_data: GraphQLRequestData,
+    ) -> ExecutionResult:
+        if context.auth_failed:
+            return ExecutionResult(
+                data=None,
+                errors=[
+                    GraphQLError(
+                        "The access token is invalid or expired; refresh the session or sign in.",
+                        extensions={"code": "UNAUTHENTICATED"},
+                    )
+                ],
+            )
+        return await super().execute_single(
+            request=request,
+            request_adapter=request_adapter,
+            sub_response=sub_response,
+            context=context,
+            root_value=root_value,
+            request_data=request_data,
+        )
+
+    async def process_result(
+        self, request: Request, result: ExecutionResult
+    ) -> GraphQLHTTPResponse:
+        data: GraphQLHTTPResponse = {"data": result.data}
+        if result.errors:
+            data["errors"] = [format_error(e) for e in result.errors]
+        if result.extensions:
+            data["extensions"] = result.extensions
+        return data
+
+    def _handle_errors(self, errors: Any, response_data: Any) -> None:
+        """Logged in format_error instead, once, with the cause."""
+
+    def encode_json(self, data: object) -> bytes:
+        return orjson.dumps(data)

@@ -1,0 +1,38 @@
+"""Alembic environment: async, against DATABASE_URL (or the embedded server)."""
+
+from __future__ import annotations
+
+import asyncio
+from logging.config import fileConfig
+
+from alembic import context
+from sqlalchemy.engine import Connection
+
+import domain.availability.tables
+import domain.users.tables  # noqa: F401
+from config import Settings
+from database import create_engine, libpq_url, metadata
+
+config = context.config
+if config.config_file_name is not None and config.attributes.get("configure_logging", True):
+    fileConfig(config.config_file_name, disable_existing_loggers=False)
+
+
+def _run(connection: Connection) -> None:
+    context.configure(connection=connection, target_metadata=metadata)
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+async def _main() -> None:
+    url = config.attributes.get("database_url") or libpq_url(Settings.from_env())
+    engine = create_engine(url, pool_size=1)
+    async with engine.connect() as connection:
+        await connection.run_sync(_run)
+        await connection.commit()
+    await engine.dispose()
+
+
+if context.is_offline_mode():
+    raise SystemExit("offline migrations are not supported; run against a database")
+asyncio.run(_main())

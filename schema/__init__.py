@@ -1,0 +1,56 @@
+"""The GraphQL schema: Query, Mutation and the `Schema` object."""
+
+from __future__ import annotations
+
+import strawberry
+from strawberry.schema.config import StrawberryConfig
+
+from resolvers import catalog, identity
+from resolvers.availability import resolve_availability
+from resolvers.node import node
+from schema.availability import Availability
+from schema.catalog import Organization, Service, Staff, TimeOff
+from schema.catalog_inputs import (
+    OrganizationPayload,
+    ServicePayload,
+    StaffPayload,
+    TimeOffPayload,
+)
+from schema.common import Node
+from schema.identity import AuthPayload, SignOutPayload, User, UserPayload
+from schema.scalars import SCALAR_MAP
+
+
+@strawberry.type
+class Query:
+    node: Node | None = strawberry.field(resolver=node)
+    viewer: User | None = strawberry.field(resolver=identity.viewer)
+    organization: Organization | None = strawberry.field(resolver=catalog.organization)
+    service: Service | None = strawberry.field(resolver=catalog.service)
+    availability: Availability = strawberry.field(resolver=resolve_availability)
+
+
+@strawberry.type
+class Mutation:
+    sign_up: AuthPayload = strawberry.mutation(resolver=identity.sign_up)
+    sign_in: AuthPayload = strawberry.mutation(resolver=identity.sign_in)
+    refresh_session: AuthPayload = strawberry.mutation(resolver=identity.refresh_session)
+    sign_out: SignOutPayload = strawberry.mutation(resolver=identity.sign_out)
+    update_profile: UserPayload = strawberry.mutation(resolver=identity.update_profile)
+
+    create_organization: OrganizationPayload = strawberry.mutation(
+        resolver=catalog.create_organization
+    )
+    create_service: ServicePayload = strawberry.mutation(resolver=catalog.create_service)
+    add_staff: StaffPayload = strawberry.mutation(resolver=catalog.add_staff)
+    set_weekly_schedule: StaffPayload = strawberry.mutation(resolver=catalog.set_weekly_schedule)
+    set_date_override: StaffPayload = strawberry.mutation(resolver=catalog.set_date_override)
+    add_time_off: TimeOffPayload = strawberry.mutation(resolver=catalog.add_time_off)
+
+
+schema = strawberry.Schema(
+    query=Query,
+    mutation=Mutation,
+    types=[Organization, Service, Staff, TimeOff, User],
+    config=StrawberryConfig(auto_camel_case=True, scalar_map=SCALAR_MAP),
+)

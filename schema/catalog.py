@@ -1,0 +1,292 @@
+"""Organizations, services, staff and their schedules."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime, time, timedelta
+
+import strawberry
+
+from domain.availability import records as av
+from domain.availability import service as availability
+from domain.users import records as us
+from domain.users.records import MANAGERS
+from ids import to_global_id
+from schema.common import Money, Node, PageInfo, Weekday, decode_cursor, encode_cursor
+from schema.context import Info, forbidden, invalid_argument
+
+MAX_FIRST = 100
+
+
+def page_args(first: int, after: str | None) -> tuple[int, uuid.UUID | None]:
+    if first < 0 or first > MAX_FIRST:
+        raise invalid_argument("`first` must be between 0 and 100.", "first")
+    try:
+        key = decode_cursor(after)
+    except ValueError:
+        raise invalid_argument("`after` is not a cursor of this list.", "after") from None
+    return first, key if isinstance(key, uuid.UUID) else None
+
+
+def page_info(keys: list[uuid.UUID], has_next: bool, has_previous: bool) -> PageInfo:
+    return PageInfo(
+        has_next_page=has_next,
+        has_previous_page=has_previous,
+        start_cursor=encode_cursor(keys[0]) if keys else None,
+        end_cursor=encode_cursor(keys[-1]) if keys else None,
+    )
+
+
+@strawberry.type(name="Organization")
+class Organization(Node):
+    record: strawberry.Private[us.Organization]
+    name: str
+    slug: str
+    time_zone: str = strawberry.field(description='IANA name, e.g. "Europe/Berlin"')
+    currency: str
+
+    @classmethod
+    def of(cls, record: us.Organization) -> Organization:
+        return cls(
+            id=strawberry.ID(to_global_id("Organization", record.id)),
+            record=record,
+            name=record.name,
+            slug=record.slug,
+            time_zone=record.time_zone,
+            currency=record.currency,
+        )
+
+    @strawberry.field
+    async def services(
+        self, info: Info, first: int = 50, after: str | None = None
+    ) -> ServiceConnection:
+        count, key = page_args(first, after)
+        async with info.context.read() as conn:
+            rows = await availability.services_page(conn, self.record.id, count, key)
+        for r in rows:
+            info.context.loaders.services.prime(r.id, r)
+        shown = rows[:count]
+        return ServiceConnection(
+            edges=[ServiceEdge(node=Service.of(r), cursor=encode_cursor(r.id)) for r in shown],
+            page_info=page_info([r.id for r in shown], len(rows) > count, key is not None),
+        )
+
+    @strawberry.field
+    async def staff(self, info: Info, first: int = 50, after: str | None = None) -> StaffConnection:
+        count, key = page_args(first, after)
+        async with info.context.read() as conn:
+            rows = await availability.staff_page(conn, self.record.id, count, key)
+        for r in rows:
+            info.context.loaders.staff.prime(r.id, r)
+        shown = rows[:count]
+        return StaffConnection(
+            edges=[StaffEdge(node=Staff.of(r), cursor=encode_cursor(r.id)) for r in shown],
+            page_info=page_info([r.id for r in shown], len(rows) > count, key is not None),
+        )
+
+
+@strawberry.type(name="Service")
+class Service(Node):
+    record: strawberry.Private[av.Service]
+    name: str
+    description: str | None
+    duration_minutes: int
+    buffer_before_minutes: int
+    buffer_after_minutes: int
+    slot_interval_minutes: int
+    min_notice_minutes: int
+    max_advance_days: int
+    capacity: int = strawberry.field(
+        description="Bookings one staff member takes at the same start (1 = one-to-one)."
+    )
+    requires_confirmation: bool
+
+    @classmethod
+    def of(cls, r: av.Service) -> Service:
+        return cls(
+            id=strawberry.ID(to_global_id("Service", r.id)),
+            record=r,
+            name=r.name,
+            description=r.description,
+            duration_minutes=r.duration_minutes,
+            buffer_before_minutes=r.buffer_before_minutes,
+            buffer_after_minutes=r.buffer_after_minutes,
+            slot_interval_minutes=r.slot_interval_minutes,
+            min_notice_minutes=r.min_notice_minutes,
+            max_advance_days=r.max_advance_days,
+            capacity=r.capacity,
+            requires_confirmation=r.requires_confirmation,
+        )
+
+    @strawberry.field
+    async def organization(self, info: Info) -> Organization:
+        org = await info.context.loaders.organizations.load(self.record.organization_id)
+        assert org is not None
+        return Organization.of(org)
+
+    @strawberry.field(description="Null when free.")  # type: ignore[untyped-decorator]
+    async def price(self, info: Info) -> Money | None:
+        if self.record.price_amount == 0:
+            return None
+        org = await info.context.loaders.organizations.load(self.record.organization_id)
+        assert org is not None
+        return Money(amount=self.record.price_amount, currency=org.currency)
+
+    @strawberry.field
+    async def staff(self, info: Info) -> list[Staff]:
+        loaders = info.context.loaders
+        ids = await loaders.staff_ids_of_service.load(self.record.id) or []
+        return [Staff.of(s) for s in await loaders.staff.load_many(ids) if s is not None]
+
+
+@strawberry.type(name="WorkingHours")
+class WorkingHours:
+    weekday: Weekday
+    start: time = strawberry.field(description="Wall-clock time in the staff member's zone.")
+    end: time
+
+
+@strawberry.type(name="TimeInterval")
+class TimeInterval:
+    start: time
+    end: time
+
+
+@strawberry.type(name="DateOverride")
+class DateOverride:
+    date: date
+    intervals: list[TimeInterval] = strawberry.field(
+        description="Replaces the weekly hours of that date; empty = not working."
+    )
+
+
+async def can_manage_staff(info: Info, staff: av.Staff) -> bool:
+    """OWNER/ADMIN of the staff member's organization, or the staff member."""
+    viewer = info.context.viewer_id
+    if viewer is None:
+        return False
+    if staff.user_id == viewer:
+        return True
+    memberships = await info.context.loaders.memberships.load(viewer) or []
+    return any(
+        m.organization_id == staff.organization_id and m.role in MANAGERS for m in memberships
+    )
+
+
+@strawberry.type(name="Staff")
+class Staff(Node):
+    record: strawberry.Private[av.Staff]
+    name: str
+    time_zone: str = strawberry.field(description="Defaults to the organization's.")
+
+    @classmethod
+    def of(cls, r: av.Staff) -> Staff:
+        return cls(
+            id=strawberry.ID(to_global_id("Staff", r.id)),
+            record=r,
+            name=r.name,
+            time_zone=r.time_zone,
+        )
+
+    @strawberry.field
+    async def organization(self, info: Info) -> Organization:
+        org = await info.context.loaders.organizations.load(self.record.organization_id)
+        assert org is not None
+        return Organization.of(org)
+
+    @strawberry.field
+    async def services(self, info: Info) -> list[Service]:
+        loaders = info.context.loaders
+        ids = await loaders.service_ids_of_staff.load(self.record.id) or []
+        return [Service.of(s) for s in await loaders.services.load_many(ids) if s is not None]
+
+    @strawberry.field
+    async def weekly_schedule(self, info: Info) -> list[WorkingHours]:
+        hours = await info.context.loaders.weekly_hours.load(self.record.id) or []
+        return [WorkingHours(weekday=Weekday(h.weekday), start=h.start, end=h.end) for h in hours]
+
+    @strawberry.field
+    async def date_overrides(self, info: Info, start: date, end: date) -> list[DateOverride]:
+        if end < start:
+            raise invalid_argument("`end` must not be before `start`.", "end")
+        if end - start > timedelta(days=366):
+            raise invalid_argument("Ask for at most 366 days at once.", "end")
+        async with info.context.read() as conn:
+            found = await availability.overrides_of_staff(conn, [self.record.id], start, end)
+        return [
+            DateOverride(
+                date=o.date, intervals=[TimeInterval(start=s, end=e) for s, e in o.intervals]
+            )
+            for o in found[self.record.id]
+        ]
+
+    @strawberry.field(description="Members only: OWNER/ADMIN and the staff member.")  # type: ignore[untyped-decorator]
+    async def time_off(self, info: Info, start: datetime, end: datetime) -> list[TimeOff]:
+        if end <= start:
+            raise invalid_argument("`end` must be after `start`.", "end")
+        if not await can_manage_staff(info, self.record):
+            raise forbidden("Only the organization's admins and this staff member see time off.")
+        async with info.context.read() as conn:
+            found = await availability.time_off_in(
+                conn, [self.record.id], start, end, self.record.organization_id
+            )
+        return [TimeOff.of(t) for t in found]
+
+
+@strawberry.type(name="TimeOff")
+class TimeOff(Node):
+    record: strawberry.Private[av.TimeOff]
+    start: datetime
+    end: datetime
+    reason: str | None
+
+    @classmethod
+    def of(cls, r: av.TimeOff) -> TimeOff:
+        return cls(
+            id=strawberry.ID(to_global_id("TimeOff", r.id)),
+            record=r,
+            start=r.start,
+            end=r.end,
+            reason=r.reason,
+        )
+
+    @strawberry.field(description="Null: the whole organization is closed (holiday, blackout).")  # type: ignore[untyped-decorator]
+    async def staff(self, info: Info) -> Staff | None:
+        if self.record.staff_id is None:
+            return None
+        found = await info.context.loaders.staff.load(self.record.staff_id)
+        return Staff.of(found) if found else None
+
+
+@strawberry.type(name="ServiceEdge")
+class ServiceEdge:
+    node: Service
+    cursor: str
+
+
+@strawberry.type(name="ServiceConnection")
+class ServiceConnection:
+    edges: list[ServiceEdge]
+    page_info: PageInfo
+
+
+@strawberry.type(name="StaffEdge")
+class StaffEdge:
+    node: Staff
+    cursor: str
+
+
+@strawberry.type(name="StaffConnection")
+class StaffConnection:
+    edges: list[StaffEdge]
+    page_info: PageInfo
+
+
+async def viewer_role(info: Info, org_id: uuid.UUID) -> us.Role | None:
+    viewer = info.context.viewer_id
+    if viewer is None:
+        return None
+    for m in await info.context.loaders.memberships.load(viewer) or []:
+        if m.organization_id == org_id:
+            return m.role
+    return None

@@ -1,0 +1,72 @@
+"""Types every part of the schema shares."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+import strawberry
+
+from domain.errors import DomainError, InvalidInput
+from domain.errors import ErrorCode as DomainErrorCode
+from domain.users.records import Role as DomainRole
+from ids import from_global_id, to_global_id
+
+ErrorCode = strawberry.enum(DomainErrorCode, name="ErrorCode")
+Role = strawberry.enum(DomainRole, name="Role")
+
+
+@strawberry.enum
+class Weekday(Enum):
+    MONDAY = 0
+    TUESDAY = 1
+    WEDNESDAY = 2
+    THURSDAY = 3
+    FRIDAY = 4
+    SATURDAY = 5
+    SUNDAY = 6
+
+
+@strawberry.interface
+class Node:
+    id: strawberry.ID
+
+
+@strawberry.type
+class PageInfo:
+    has_next_page: bool
+    has_previous_page: bool
+    start_cursor: str | None
+    end_cursor: str | None
+
+
+@strawberry.type(description="A failure the user can act on.")
+class UserError:
+    code: ErrorCode  # type: ignore[valid-type]
+    field: str | None = strawberry.field(
+        description='The input field at fault, as a dotted path ("input.start"); null when none.'
+    )
+    message: str = strawberry.field(description="One human sentence, safe to show to an end user.")
+
+    @classmethod
+    def list_from(cls, error: DomainError) -> list[UserError]:
+        errors = error.errors() if isinstance(error, InvalidInput) else [error]
+        return [cls(code=e.code, field=e.field, message=e.message) for e in errors]
+
+
+@strawberry.type
+class Money:
+    amount: int = strawberry.field(description="Minor units (cents), as Stripe counts.")
+    currency: str = strawberry.field(description="ISO 4217, upper case.")
+
+
+def encode_cursor(key: object) -> str:
+    return to_global_id("Cursor", str(key))
+
+
+def decode_cursor(cursor: str | None) -> object | None:
+    if cursor is None:
+        return None
+    decoded = from_global_id(cursor)
+    if decoded is None or decoded[0] != "Cursor":
+        raise ValueError("not a cursor")
+    return decoded[1]

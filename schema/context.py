@@ -1,0 +1,63 @@
+"""The typed context every resolver gets."""
+
+from __future__ import annotations
+
+import uuid
+from contextlib import AbstractAsyncContextManager as AsyncContextManager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from graphql import GraphQLError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.websockets import WebSocket
+from strawberry.types import Info as StrawberryInfo
+
+from config import Settings
+from dataloaders import DataLoaders
+from domain.users.tokens import TokenSigner
+
+
+def unauthenticated(message: str = "Sign in to do this.") -> GraphQLError:
+    return GraphQLError(message, extensions={"code": "UNAUTHENTICATED"})
+
+
+def forbidden(message: str = "You may not see this.") -> GraphQLError:
+    return GraphQLError(message, extensions={"code": "FORBIDDEN"})
+
+
+def invalid_argument(message: str, argument: str | None = None) -> GraphQLError:
+    extensions: dict[str, object] = {"code": "INVALID_INPUT"}
+    if argument:
+        extensions["field"] = argument
+    return GraphQLError(message, extensions=extensions)
+
+
+@dataclass(slots=True)
+class Context:
+    request: Request | WebSocket
+    response: Response | None
+    engine: AsyncEngine
+    signer: TokenSigner
+    settings: Settings
+    loaders: DataLoaders
+    viewer_id: uuid.UUID | None = None
+    auth_failed: bool = False  # a bearer token was sent but is forged or expired
+    now: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    def require_viewer(self) -> uuid.UUID:
+        if self.viewer_id is None:
+            raise unauthenticated()
+        return self.viewer_id
+
+    def read(self) -> AsyncConnection:
+        """A connection of its own for one read: sibling resolvers run concurrently."""
+        return self.engine.connect()
+
+    def unit_of_work(self) -> AsyncContextManager[AsyncConnection]:
+        """One transaction for one mutation."""
+        return self.engine.begin()
+
+
+Info = StrawberryInfo[Context, None]

@@ -1,0 +1,100 @@
+"""Users, memberships and the sign-in payloads."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import strawberry
+
+from domain.users import records as us
+from ids import to_global_id
+from schema.catalog import Organization
+from schema.common import Node, Role, UserError
+from schema.context import Info
+
+
+@strawberry.type(name="Membership")
+class Membership:
+    record: strawberry.Private[us.Membership]
+    role: Role  # type: ignore[valid-type]
+
+    @strawberry.field
+    async def organization(self, info: Info) -> Organization:
+        org = await info.context.loaders.organizations.load(self.record.organization_id)
+        assert org is not None
+        return Organization.of(org)
+
+
+@strawberry.type(name="User")
+class User(Node):
+    record: strawberry.Private[us.User]
+    email: str | None
+    phone: str | None = strawberry.field(description="E.164")
+    name: str
+    email_verified: bool
+
+    @classmethod
+    def of(cls, r: us.User) -> User:
+        return cls(
+            id=strawberry.ID(to_global_id("User", r.id)),
+            record=r,
+            email=r.email,
+            phone=r.phone,
+            name=r.name,
+            email_verified=r.email_verified,
+        )
+
+    @strawberry.field
+    async def memberships(self, info: Info) -> list[Membership]:
+        found = await info.context.loaders.memberships.load(self.record.id) or []
+        return [Membership(record=m, role=m.role) for m in found]
+
+
+@strawberry.type
+class AuthPayload:
+    access_token: str | None = None
+    refresh_token: str | None = None
+    access_token_expires_at: datetime | None = None
+    user: User | None = None
+    errors: list[UserError] = strawberry.field(default_factory=list)
+
+    @classmethod
+    def of(cls, session: us.Session) -> AuthPayload:
+        return cls(
+            access_token=session.access_token,
+            refresh_token=session.refresh_token,
+            access_token_expires_at=session.access_token_expires_at,
+            user=User.of(session.user),
+        )
+
+
+@strawberry.type
+class SignOutPayload:
+    ok: bool
+    errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class UserPayload:
+    user: User | None = None
+    errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.input
+class SignUpInput:
+    email: str
+    password: str
+    name: str
+    phone: str | None = None
+
+
+@strawberry.input
+class SignInInput:
+    email: str
+    password: str
+
+
+@strawberry.input
+class UpdateProfileInput:
+    name: str | None = None
+    phone: str | None = None

@@ -1,0 +1,158 @@
+"""Test fixtures: a real PostgreSQL database of our own, a real HTTP server.
+
+Each test session creates a uniquely named database on TEST_DATABASE_URL's server
+(default: the local one) and drops it afterwards. Under CI=true a missing server
+fails the run instead of skipping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import httpx
+import pytest
+import uvicorn
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import event
+
+from config import ROOT
+
+ADMIN_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def with_database(url: str, name: str) -> str:
+    return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
+
+
+async def _admin() -> asyncpg.Connection:
+    try:
+        return await asyncpg.connect(ADMIN_URL, timeout=5)
+    except (OSError, asyncpg.PostgresError) as error:
+        if IN_CI:
+            raise
+        pytest.skip(f"PostgreSQL not reachable at {ADMIN_URL}: {error}")
+
+
+def migrate(url: str) -> None:
+    config = Config(str(ROOT / "alembic.ini"))
+    config.attributes["database_url"] = url
+    config.attributes["configure_logging"] = False
+    command.upgrade(config, "head")
+
+
+@pytest.fixture(scope="session")
+async def database_url() -> AsyncIterator[str]:
+    name = f"booking_test_{uuid.uuid4().hex[:12]}"
+    admin = await _admin()
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    url = with_database(ADMIN_URL, name)
+    try:
+        await asyncio.to_thread(migrate, url)
+        yield url
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+@dataclass
+class StatementCounter:
+    """Counts the SQL statements the server sends while `counting`."""
+
+    count: int = 0
+    statements: list[str] = field(default_factory=list)
+    active: bool = False
+
+    def __call__(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if self.active:
+            self.count += 1
+            self.statements.append(statement)
+
+    def start(self) -> None:
+        self.count, self.statements, self.active = 0, [], True
+
+    def stop(self) -> int:
+        self.active = False
+        return self.count
+
+
+@dataclass
+class Server:
+    base_url: str
+    counter: StatementCounter
+    app_state: Any
+
+
+@pytest.fixture(scope="session")
+async def server(database_url: str) -> AsyncIterator[Server]:
+    """The real app on a loopback port, in this event loop."""
+    os.environ["DATABASE_URL"] = database_url
+    os.environ.pop("JWT_SECRET", None)
+    from app import app, starlette_app
+
+    port = free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    uvicorn_server = uvicorn.Server(config)
+    task = asyncio.create_task(uvicorn_server.serve())
+    while not uvicorn_server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.02)
+    counter = StatementCounter()
+    event.listen(starlette_app.state.engine.sync_engine, "before_cursor_execute", counter)
+    try:
+        yield Server(f"http://127.0.0.1:{port}", counter, starlette_app.state)
+    finally:
+        uvicorn_server.should_exit = True
+        await task
+
+
+class GraphQLClient:
+    def __init__(self, http: httpx.AsyncClient) -> None:
+        self.http = http
+
+    async def raw(
+        self, query: str, variables: dict[str, Any] | None = None, token: str | None = None
+    ) -> dict[str, Any]:
+        headers = {"authorization": f"Bearer {token}"} if token else {}
+        response = await self.http.post(
+            "/graphql", json={"query": query, "variables": variables or {}}, headers=headers
+        )
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+    async def data(
+        self, query: str, variables: dict[str, Any] | None = None, token: str | None = None
+    ) -> dict[str, Any]:
+        """The data of a query that must not fail."""
+        body = await self.raw(query, variables, token)
+        assert "errors" not in body, body
+        data: dict[str, Any] = body["data"]
+        return data
+
+
+@pytest.fixture
+async def gql(server: Server) -> AsyncIterator[GraphQLClient]:
+    async with httpx.AsyncClient(base_url=server.base_url, timeout=30) as http:
+        yield GraphQLClient(http)
+
+
+@pytest.fixture
+def unique() -> str:
+    return uuid.uuid4().hex[:10]
