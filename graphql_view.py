@@ -20,6 +20,8 @@ from schema.context import Context
 
 log = logging.getLogger("booking.graphql")
 
+GRAPHQL_RESPONSE = "application/graphql-response+json"
+
 # Codes we raise on purpose; anything else reaching the client is a fault.
 PUBLIC_CODES = frozenset({"UNAUTHENTICATED", "FORBIDDEN", "INVALID_INPUT", "NOT_FOUND"})
 
@@ -121,9 +123,17 @@ class GraphQLEndpoint(GraphQL[Context, None]):
     async def process_result(
         self, request: Request, result: ExecutionResult
     ) -> GraphQLHTTPResponse:
-        data: GraphQLHTTPResponse = {"data": result.data}
-        if result.errors:
-            data["errors"] = [format_error(e) for e in result.errors]
+        data: GraphQLHTTPResponse = {}
+        errors = [format_error(e) for e in result.errors or ()]
+        # A request that failed validation never executed: no `data` entry at all.
+        if (
+            result.data is not None
+            or not errors
+            or any(e["extensions"]["code"] != "GRAPHQL_VALIDATION_FAILED" for e in errors)
+        ):
+            data["data"] = result.data
+        if errors:
+            data["errors"] = errors
         if result.extensions:
             data["extensions"] = result.extensions
         return data
@@ -133,3 +143,29 @@ class GraphQLEndpoint(GraphQL[Context, None]):
 
     def encode_json(self, data: object) -> bytes:
         return orjson.dumps(data)
+
+    async def get_sub_response(self, request: Request | WebSocket) -> Response:
+        sub_response = await super().get_sub_response(request)
+        # GraphQL over HTTP: answer in the newer media type when the client accepts it.
+        if GRAPHQL_RESPONSE in request.headers.get("accept", ""):
+            sub_response.media_type = GRAPHQL_RESPONSE
+        return sub_response
+
+    def create_response(
+        self, response_data: GraphQLHTTPResponse | list[GraphQLHTTPResponse], sub_response: Response
+    ) -> Response:
+        response = Response(
+            self.encode_json(response_data),
+            status_code=sub_response.status_code or 200,
+            media_type=sub_response.media_type or "application/json",
+        )
+        if (
+            sub_response.media_type == GRAPHQL_RESPONSE
+            and isinstance(response_data, dict)
+            and "data" not in response_data
+        ):
+            response.status_code = 400  # a request error: nothing was executed
+        response.headers.raw.extend(
+            (k, v) for k, v in sub_response.headers.raw if k != b"content-type"
+        )
+        return response

@@ -6,6 +6,9 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from graphql import GraphQLError
+
+from graphql_view import format_error
 from tests.business import create_business, payload
 from tests.conftest import GraphQLClient, Server
 from tests.test_catalog import ADD_TIME_OFF, SET_OVERRIDE
@@ -231,3 +234,46 @@ async def test_availability_costs_the_same_sql_for_1_and_20_staff(
         assert len(result["slots"][0]["staff"]) == staff_count
     # service, organization, staff, weekly hours, date overrides, time off.
     assert counts == [6, 6], server.counter.statements
+
+
+async def test_graphql_over_http_media_types(gql: GraphQLClient) -> None:
+    modern = {"accept": "application/graphql-response+json, application/json;q=0.9"}
+    ok = await gql.http.post("/graphql", json={"query": "{ __typename }"}, headers=modern)
+    assert ok.status_code == 200
+    assert ok.headers["content-type"].startswith("application/graphql-response+json")
+    assert ok.json() == {"data": {"__typename": "Query"}}
+    bad = await gql.http.post("/graphql", json={"query": "{ nope }"}, headers=modern)
+    assert bad.status_code == 400
+    assert "data" not in bad.json()
+    assert bad.json()["errors"][0]["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
+    legacy = await gql.http.post("/graphql", json={"query": "{ nope }"})
+    assert legacy.status_code == 200
+    assert legacy.headers["content-type"].startswith("application/json")
+    by_get = await gql.http.get(
+        "/graphql", params={"query": "{ __typename }"}, headers={"accept": "application/json"}
+    )
+    assert by_get.json() == {"data": {"__typename": "Query"}}
+    mutation_by_get = await gql.http.get(
+        "/graphql",
+        params={"query": 'mutation { signOut(refreshToken: "x") { ok } }'},
+        headers={"accept": "application/json"},
+    )
+    assert mutation_by_get.status_code >= 400
+
+
+def test_faults_are_masked() -> None:
+    """Anything we did not raise on purpose reaches the client without its details."""
+    fault = GraphQLError(
+        "connection to 10.0.0.5 refused",
+        path=["availability"],
+        original_error=OSError("connection to 10.0.0.5 refused"),
+    )
+    assert format_error(fault) == {
+        "message": "Internal server error.",
+        "path": ["availability"],
+        "extensions": {"code": "INTERNAL_SERVER_ERROR"},
+    }
+    on_purpose = GraphQLError(
+        "wrapped", original_error=GraphQLError("No.", extensions={"code": "FORBIDDEN"})
+    )
+    assert format_error(on_purpose)["extensions"] == {"code": "FORBIDDEN"}
