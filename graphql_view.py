@@ -133,7 +133,7 @@ class GraphQLEndpoint(GraphQL[Context, None]):
         ):
             data["data"] = result.data
         if errors:
-            data["errors"] = errors
+            data["errors"] = list[object](errors)
         if result.extensions:
             data["extensions"] = result.extensions
         return data
