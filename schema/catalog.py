@@ -63,8 +63,6 @@ class Organization(Node):
         count, key = page_args(first, after)
         async with info.context.read() as conn:
             rows = await availability.services_page(conn, self.record.id, count, key)
-        for r in rows:
-            info.context.loaders.services.prime(r.id, r)
         shown = rows[:count]
         return ServiceConnection(
             edges=[ServiceEdge(node=Service.of(r), cursor=encode_cursor(r.id)) for r in shown],
@@ -76,8 +74,6 @@ class Organization(Node):
         count, key = page_args(first, after)
         async with info.context.read() as conn:
             rows = await availability.staff_page(conn, self.record.id, count, key)
-        for r in rows:
-            info.context.loaders.staff.prime(r.id, r)
         shown = rows[:count]
         return StaffConnection(
             edges=[StaffEdge(node=Staff.of(r), cursor=encode_cursor(r.id)) for r in shown],
@@ -211,13 +207,12 @@ class Staff(Node):
             raise invalid_argument("`end` must not be before `start`.", "end")
         if end - start > timedelta(days=366):
             raise invalid_argument("Ask for at most 366 days at once.", "end")
-        async with info.context.read() as conn:
-            found = await availability.overrides_of_staff(conn, [self.record.id], start, end)
+        found = await info.context.loaders.overrides.load((self.record.id, start, end))
         return [
             DateOverride(
                 date=o.date, intervals=[TimeInterval(start=s, end=e) for s, e in o.intervals]
             )
-            for o in found[self.record.id]
+            for o in found
         ]
 
     @strawberry.field(description="Members only: OWNER/ADMIN and the staff member.")  # type: ignore[untyped-decorator]
@@ -226,10 +221,9 @@ class Staff(Node):
             raise invalid_argument("`end` must be after `start`.", "end")
         if not await can_manage_staff(info, self.record):
             raise forbidden("Only the organization's admins and this staff member see time off.")
-        async with info.context.read() as conn:
-            found = await availability.time_off_in(
-                conn, [self.record.id], start, end, self.record.organization_id
-            )
+        found = await info.context.loaders.time_off_of_staff.load(
+            (self.record.id, self.record.organization_id, start, end)
+        )
         return [TimeOff.of(t) for t in found]
 
 

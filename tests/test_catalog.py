@@ -15,7 +15,7 @@ from tests.business import (
     payload,
     sign_up,
 )
-from tests.conftest import GraphQLClient
+from tests.conftest import GraphQLClient, Server
 
 SET_OVERRIDE = """
 mutation($input: SetDateOverrideInput!) {
@@ -433,3 +433,26 @@ async def test_first_over_100_is_invalid_input(gql: GraphQLClient) -> None:
         {"s": biz.slug},
     )
     assert body["errors"][0]["extensions"]["code"] == "INVALID_INPUT"
+
+
+async def test_staff_list_with_related_fields_costs_constant_sql(
+    gql: GraphQLClient, server: Server
+) -> None:
+    query = """query($slug: String!) { organization(slug: $slug) {
+      services { edges { node { price { amount } organization { id } staff { id } } } }
+      staff { edges { node {
+        organization { slug } services { id name } weeklySchedule { weekday }
+        dateOverrides(start: "2027-01-01", end: "2027-01-31") { date }
+        timeOff(start: "2027-01-01T00:00:00Z", end: "2027-02-01T00:00:00Z") { id staff { id } }
+      } } } } }"""
+    counts = []
+    for staff_count in (1, 6):
+        biz = await create_business(gql, staff_count=staff_count, service={"priceAmount": 100})
+        server.counter.start()
+        data = await gql.data(query, {"slug": biz.slug}, biz.owner.token)
+        counts.append(server.counter.stop())
+        assert len(data["organization"]["staff"]["edges"]) == staff_count
+    # slug, services page, staff page, then one batch per loader: organizations,
+    # staff of services, staff, services of staff, services, weekly hours, overrides,
+    # memberships (time off is members-only), time off.
+    assert counts == [11, 11], server.counter.statements
