@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -38,10 +39,22 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
     app.state.signer = TokenSigner(
         secret, settings.jwt_issuer, settings.jwt_audience, settings.access_token_minutes * 60
     )
+    tune_garbage_collector()
     try:
         yield
     finally:
         await engine.dispose()
+
+
+def tune_garbage_collector() -> None:
+    """A large answer allocates ~100,000 short-lived objects. With CPython's defaults
+    that triggers full collections that each re-scan every long-lived object of the
+    process (schema, SQLAlchemy, modules): ~30 ms pauses, the p95 of big answers.
+    Freeze what start-up built (never garbage) and collect the young generation less
+    often."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(20_000, 20, 20)
 
 
 async def healthz(request: Request) -> Response:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import strawberry
+from strawberry.extensions import ParserCache, ValidationCache
 from strawberry.schema.config import StrawberryConfig
 
 from resolvers import catalog, identity
@@ -17,6 +18,7 @@ from schema.catalog_inputs import (
     TimeOffPayload,
 )
 from schema.common import Node
+from schema.direct_fields import use_direct_fields
 from schema.identity import AuthPayload, SignOutPayload, User, UserPayload
 from schema.scalars import SCALAR_MAP
 
@@ -53,4 +55,7 @@ schema = strawberry.Schema(
     mutation=Mutation,
     types=[Organization, Service, Staff, TimeOff, User],
     config=StrawberryConfig(auto_camel_case=True, scalar_map=SCALAR_MAP),
+    # SPAs send the same few documents again and again: parse and validate each once.
+    extensions=[ParserCache, ValidationCache],
 )
+use_direct_fields(schema)

@@ -20,7 +20,8 @@ def invalid(message: str) -> GraphQLError:
 
 
 def serialize_datetime(value: dt.datetime) -> str:
-    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    utc = value if value.tzinfo is dt.UTC else value.astimezone(dt.UTC)
+    return utc.isoformat(timespec="seconds")[:19] + "Z"
 
 
 def parse_datetime(value: Any) -> dt.datetime:

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
-from sqlalchemy import and_, delete, insert, or_, select
+from sqlalchemy import BigInteger, and_, cast, delete, func, insert, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -24,7 +24,6 @@ from domain.availability.tables import (
     time_off,
     working_hours,
 )
-from domain.availability.wallclock import epoch_seconds
 from domain.errors import DomainError, ErrorCode, Problems
 from domain.validation import is_email, is_time_zone
 from ids import uuid7
@@ -532,12 +531,12 @@ async def availability(
         + service.buffer_after_minutes
         + service.duration_minutes
     )
-    offs = await time_off_in(conn, ids, start - reach, end + reach, service.organization_id)
     per_staff: dict[uuid.UUID, list[tuple[int, int]]] = {i: [] for i in ids}
     org_off: list[tuple[int, int]] = []
-    for off in offs:
-        span = (epoch_seconds(off.start), epoch_seconds(off.end))
-        (org_off if off.staff_id is None else per_staff[off.staff_id]).append(span)
+    for staff_id, off_start, off_end in await _time_off_spans(
+        conn, ids, service.organization_id, start - reach, end + reach
+    ):
+        (org_off if staff_id is None else per_staff[staff_id]).append((off_start, off_end))
     calendars = [
         engine.StaffCalendar(
             staff_id=str(m.id),
@@ -551,6 +550,33 @@ async def availability(
     ]
     slots = engine.find_slots(rules_of(service), calendars, org_off, start, end, now)
     return Offer(slots, {str(m.id): m for m in members})
+
+
+async def _time_off_spans(
+    conn: AsyncConnection,
+    staff_ids: list[uuid.UUID],
+    org_id: uuid.UUID,
+    start: datetime,
+    end: datetime,
+) -> list[tuple[uuid.UUID | None, int, int]]:
+    """Time off as (staff or None, epoch start, epoch end), widened to whole seconds.
+    The engine wants plain integers; thousands of rows are cheaper converted by
+    PostgreSQL than by building records in Python."""
+    rows = await conn.execute(
+        select(
+            time_off.c.staff_id,
+            cast(func.floor(func.extract("epoch", time_off.c.start_at)), BigInteger),
+            cast(func.ceil(func.extract("epoch", time_off.c.end_at)), BigInteger),
+        ).where(
+            or_(
+                time_off.c.staff_id.in_(staff_ids),
+                and_(time_off.c.organization_id == org_id, time_off.c.staff_id.is_(None)),
+            ),
+            time_off.c.start_at < end,
+            time_off.c.end_at > start,
+        )
+    )
+    return [(r[0], r[1], r[2]) for r in rows]
 
 
 def rules_of(service: Service) -> engine.ServiceRules:
