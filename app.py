@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gc
 import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from redis.asyncio import Redis
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -18,6 +23,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from config import Settings
 from database import create_engine, libpq_url
+from domain.booking import service as booking
+from domain.booking.service import Policy
+from domain.booking.slot_lock import LocalSlotLock, RedisSlotLock
 from domain.users import service as users
 from domain.users.tokens import TokenSigner
 from graphql_view import GraphQLEndpoint
@@ -36,14 +44,42 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
     secret = await users.jwt_secret(engine, settings.jwt_secret)
     app.state.settings = settings
     app.state.engine = engine
+    redis = (
+        Redis.from_url(settings.redis_url, socket_timeout=0.25, socket_connect_timeout=0.25)
+        if settings.redis_url
+        else None
+    )
+    app.state.slot_lock = RedisSlotLock(redis, settings.redis_prefix) if redis else LocalSlotLock()
+    app.state.policy = Policy(hold_seconds=settings.booking_hold_seconds)
     app.state.signer = TokenSigner(
         secret, settings.jwt_issuer, settings.jwt_audience, settings.access_token_minutes * 60
     )
     tune_garbage_collector()
+    sweeper = asyncio.create_task(sweep(engine))
     try:
         yield
     finally:
+        sweeper.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sweeper
+        if redis is not None:
+            await redis.aclose()
         await engine.dispose()
+
+
+async def sweep(engine: AsyncEngine, every: float = 15.0) -> None:
+    """The passing of time, without any request arriving: past bookings complete,
+    expired holds are tidied, old idempotency keys forgotten. Safe to run in every
+    process at once: each step is one idempotent statement."""
+    while True:
+        try:
+            now = datetime.now(UTC)
+            await booking.complete_past_bookings(engine, now)
+            await booking.clear_expired_holds(engine, now)
+            await booking.forget_old_idempotency_keys(engine, now)
+        except Exception:
+            log.warning("sweep failed", exc_info=True)
+        await asyncio.sleep(every)
 
 
 def tune_garbage_collector() -> None:

@@ -19,6 +19,7 @@ class Settings:
     booking_hold_seconds: int | None
     jwt_secret: str | None
     data_dir: Path
+    redis_prefix: str = "booking:"
     access_token_minutes: int = 15
     refresh_token_days: int = 30
     jwt_issuer: str = "booking-api"
@@ -36,4 +37,5 @@ class Settings:
             booking_hold_seconds=int(hold) if hold else None,
             jwt_secret=os.environ.get("JWT_SECRET") or None,
             data_dir=Path(os.environ.get("BOOKING_DATA_DIR", ROOT / ".data")),
+            redis_prefix=os.environ.get("REDIS_PREFIX", "booking:"),
         )

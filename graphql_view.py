@@ -86,6 +86,8 @@ class GraphQLEndpoint(GraphQL[Context, None]):
             signer=state.signer,
             settings=state.settings,
             loaders=DataLoaders.create(state.engine),
+            slot_lock=state.slot_lock,
+            policy=state.policy,
         )
         header = request.headers.get("authorization")
         if header:

@@ -11,6 +11,7 @@ from datetime import date, datetime
 from sqlalchemy.ext.asyncio import AsyncEngine
 from strawberry.dataloader import DataLoader
 
+from dataloaders.history_by_booking import history_by_booking
 from dataloaders.memberships_by_user import memberships_by_user
 from dataloaders.organizations_by_id import organizations_by_id
 from dataloaders.overrides_by_staff import overrides_by_staff
@@ -23,6 +24,7 @@ from dataloaders.time_off_by_staff import time_off_by_staff
 from dataloaders.users_by_id import users_by_id
 from dataloaders.weekly_hours_by_staff import weekly_hours_by_staff
 from domain.availability.records import DateOverride, Service, Staff, TimeOff, WorkingHours
+from domain.booking.records import BookingChange
 from domain.users.records import Membership, Organization, User
 
 
@@ -39,6 +41,7 @@ class DataLoaders:
     weekly_hours: DataLoader[uuid.UUID, list[WorkingHours] | None]
     overrides: DataLoader[tuple[uuid.UUID, date, date], list[DateOverride]]
     time_off_of_staff: DataLoader[tuple[uuid.UUID, uuid.UUID, datetime, datetime], list[TimeOff]]
+    history: DataLoader[uuid.UUID, list[BookingChange] | None]
 
     @classmethod
     def create(cls, engine: AsyncEngine) -> DataLoaders:
@@ -54,4 +57,5 @@ class DataLoaders:
             weekly_hours=weekly_hours_by_staff(engine),
             overrides=overrides_by_staff(engine),
             time_off_of_staff=time_off_by_staff(engine),
+            history=history_by_booking(engine),
         )

@@ -10,6 +10,7 @@ from graphql import GraphQLError
 from domain.availability import engine
 from domain.availability import service as availability
 from domain.availability.wallclock import from_epoch
+from domain.booking import service as booking
 from domain.errors import DomainError
 from domain.validation import is_time_zone
 from ids import key_of
@@ -46,7 +47,13 @@ async def resolve_availability(
     assert org is not None
     async with info.context.read() as conn:
         offer = await availability.availability(
-            conn, found, start, end, staff_key, info.context.now
+            conn,
+            found,
+            start,
+            end,
+            staff_key,
+            info.context.now,
+            booking.claims_loader(info.context.now),
         )
     # One Staff object per person, shared by every slot that names them.
     people = {sid: Staff.of(record) for sid, record in offer.staff.items()}

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import strawberry
 
+from domain.booking import service as booking
 from ids import from_global_id
+from schema.booking import Booking
 from schema.catalog import Organization, Service, Staff, TimeOff, can_manage_staff
 from schema.common import Node
 from schema.context import Info
@@ -33,6 +35,10 @@ async def node(info: Info, id: strawberry.ID) -> Node | None:
             return TimeOff.of(off) if off else None
         staff = await loaders.staff.load(off.staff_id)
         return TimeOff.of(off) if staff and await can_manage_staff(info, staff) else None
+    if type_name == "Booking":
+        async with info.context.read() as conn:
+            found = await booking.readable_booking(conn, key, info.context.viewer_id, None)
+        return Booking.of(found) if found else None
     if type_name == "User":
         # Only yourself: no leaking of other people's profiles by id.
         if key != info.context.viewer_id:

@@ -6,10 +6,12 @@ import strawberry
 from strawberry.extensions import ParserCache, ValidationCache
 from strawberry.schema.config import StrawberryConfig
 
+from resolvers import booking as bookings
 from resolvers import catalog, identity
 from resolvers.availability import resolve_availability
 from resolvers.node import node
 from schema.availability import Availability
+from schema.booking import Booking, BookingConnection, BookingPayload, HoldPayload
 from schema.catalog import Organization, Service, Staff, TimeOff
 from schema.catalog_inputs import (
     OrganizationPayload,
@@ -30,6 +32,11 @@ class Query:
     organization: Organization | None = strawberry.field(resolver=catalog.organization)
     service: Service | None = strawberry.field(resolver=catalog.service)
     availability: Availability = strawberry.field(resolver=resolve_availability)
+    booking: Booking | None = strawberry.field(
+        resolver=bookings.booking_by_id,
+        description="A guest reads their booking with its manage token.",
+    )
+    my_bookings: BookingConnection = strawberry.field(resolver=bookings.my_bookings)
 
 
 @strawberry.type
@@ -49,11 +56,18 @@ class Mutation:
     set_date_override: StaffPayload = strawberry.mutation(resolver=catalog.set_date_override)
     add_time_off: TimeOffPayload = strawberry.mutation(resolver=catalog.add_time_off)
 
+    hold_slot: HoldPayload = strawberry.mutation(resolver=bookings.hold_slot)
+    create_booking: BookingPayload = strawberry.mutation(resolver=bookings.create_booking)
+    cancel_booking: BookingPayload = strawberry.mutation(resolver=bookings.cancel_booking)
+    reschedule_booking: BookingPayload = strawberry.mutation(resolver=bookings.reschedule_booking)
+    confirm_booking: BookingPayload = strawberry.mutation(resolver=bookings.confirm_booking)
+    decline_booking: BookingPayload = strawberry.mutation(resolver=bookings.decline_booking)
+
 
 schema = strawberry.Schema(
     query=Query,
     mutation=Mutation,
-    types=[Organization, Service, Staff, TimeOff, User],
+    types=[Organization, Service, Staff, TimeOff, User, Booking],
     config=StrawberryConfig(auto_camel_case=True, scalar_map=SCALAR_MAP),
     # SPAs send the same few documents again and again: parse and validate each once.
     extensions=[ParserCache, ValidationCache],

@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime, time, timedelta
+from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 
 from domain.availability import records as av
 from domain.availability import service as availability
+from domain.booking.records import BookingStatus
 from domain.users import records as us
 from domain.users.records import MANAGERS
 from ids import to_global_id
 from schema.common import Money, Node, PageInfo, Weekday, decode_cursor, encode_cursor
 from schema.context import Info, forbidden, invalid_argument
+
+if TYPE_CHECKING:
+    from schema.booking import BookingConnection
 
 MAX_FIRST = 100
 
@@ -28,12 +33,12 @@ def page_args(first: int, after: str | None) -> tuple[int, uuid.UUID | None]:
     return first, key if isinstance(key, uuid.UUID) else None
 
 
-def page_info(keys: list[uuid.UUID], has_next: bool, has_previous: bool) -> PageInfo:
+def page_info(cursors: list[str], has_next: bool, has_previous: bool) -> PageInfo:
     return PageInfo(
         has_next_page=has_next,
         has_previous_page=has_previous,
-        start_cursor=encode_cursor(keys[0]) if keys else None,
-        end_cursor=encode_cursor(keys[-1]) if keys else None,
+        start_cursor=cursors[0] if cursors else None,
+        end_cursor=cursors[-1] if cursors else None,
     )
 
 
@@ -66,7 +71,9 @@ class Organization(Node):
         shown = rows[:count]
         return ServiceConnection(
             edges=[ServiceEdge(node=Service.of(r), cursor=encode_cursor(r.id)) for r in shown],
-            page_info=page_info([r.id for r in shown], len(rows) > count, key is not None),
+            page_info=page_info(
+                [encode_cursor(r.id) for r in shown], len(rows) > count, key is not None
+            ),
         )
 
     @strawberry.field
@@ -77,8 +84,24 @@ class Organization(Node):
         shown = rows[:count]
         return StaffConnection(
             edges=[StaffEdge(node=Staff.of(r), cursor=encode_cursor(r.id)) for r in shown],
-            page_info=page_info([r.id for r in shown], len(rows) > count, key is not None),
+            page_info=page_info(
+                [encode_cursor(r.id) for r in shown], len(rows) > count, key is not None
+            ),
         )
+
+    @strawberry.field(description="Members (OWNER, ADMIN) see all; STAFF see their own.")  # type: ignore[untyped-decorator]
+    async def bookings(
+        self,
+        info: Info,
+        first: int = 50,
+        after: str | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        status: list[BookingStatus] | None = None,
+    ) -> Annotated[BookingConnection, strawberry.lazy("schema.booking")]:
+        from resolvers.booking import organization_bookings
+
+        return await organization_bookings(info, self.record.id, first, after, start, end, status)
 
 
 @strawberry.type(name="Service")

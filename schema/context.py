@@ -16,6 +16,8 @@ from strawberry.types import Info as StrawberryInfo
 
 from config import Settings
 from dataloaders import DataLoaders
+from domain.booking.service import Policy
+from domain.booking.slot_lock import SlotLock
 from domain.users.tokens import TokenSigner
 
 
@@ -42,6 +44,8 @@ class Context:
     signer: TokenSigner
     settings: Settings
     loaders: DataLoaders
+    slot_lock: SlotLock
+    policy: Policy
     viewer_id: uuid.UUID | None = None
     auth_failed: bool = False  # a bearer token was sent but is forged or expired
     now: datetime = field(default_factory=lambda: datetime.now(UTC))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
@@ -482,6 +482,13 @@ async def time_off_in(
 # ---- availability -------------------------------------------------------------------------
 
 
+# (connection, staff ids, start, end) -> live claims on those staff touching [start, end)
+ClaimsLoader = Callable[
+    [AsyncConnection, list[uuid.UUID], datetime, datetime],
+    Awaitable[dict[uuid.UUID, list[engine.Claim]]],
+]
+
+
 @dataclass(frozen=True, slots=True)
 class Offer:
     """The slots offered in a window, and the staff members they name."""
@@ -504,7 +511,7 @@ async def availability(
     end: datetime,
     staff_id: uuid.UUID | None,
     now: datetime,
-    claims: dict[uuid.UUID, list[engine.Claim]] | None = None,
+    claims: ClaimsLoader | None = None,
 ) -> Offer:
     """Offered slots of `service` in [start, end): four SQL statements whatever the
     number of staff or days."""
@@ -531,6 +538,7 @@ async def availability(
         + service.buffer_after_minutes
         + service.duration_minutes
     )
+    claimed = await claims(conn, ids, start - reach, end + reach) if claims else {}
     per_staff: dict[uuid.UUID, list[tuple[int, int]]] = {i: [] for i in ids}
     org_off: list[tuple[int, int]] = []
     for staff_id, off_start, off_end in await _time_off_spans(
@@ -544,7 +552,7 @@ async def availability(
             weekly=_weekly(hours[m.id]),
             overrides={o.date: o.intervals for o in overrides[m.id]},
             time_off=per_staff[m.id],
-            claims=(claims or {}).get(m.id, ()),
+            claims=claimed.get(m.id, ()),
         )
         for m in members
     ]

@@ -1,0 +1,958 @@
+"""The booking domain's public API: holds, bookings and their life.
+
+Every write runs in its own transaction opened here, because the fast-path slot
+lock must be released only after the commit made the claim visible.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, insert, select, tuple_, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from domain.availability import service as availability
+from domain.availability.engine import Claim
+from domain.availability.records import Service
+from domain.booking import claims as claim_store
+from domain.booking.records import ACTIVE, Actor, Booking, BookingChange, BookingStatus, Hold
+from domain.booking.slot_lock import SlotLock
+from domain.booking.status import check_reschedule, check_transition
+from domain.booking.tables import booking_changes, bookings, holds, idempotency_keys
+from domain.errors import DomainError, ErrorCode, Problems
+from domain.users import service as users
+from domain.users.records import MANAGERS, Organization
+from domain.validation import is_email, is_phone
+from ids import uuid7
+
+# Unambiguous to read aloud or type: no 0/O, 1/I/L, U.
+REFERENCE_ALPHABET = "ABCDEFGHJKMNPQRSTVWXYZ23456789"
+REFERENCE_LENGTH = 8
+MAX_NOTES = 2000
+
+
+# ---- records ------------------------------------------------------------------------------
+
+
+def _booking(row: RowMapping) -> Booking:
+    return Booking(
+        id=row["id"],
+        reference=row["reference"],
+        organization_id=row["organization_id"],
+        service_id=row["service_id"],
+        staff_id=row["staff_id"],
+        customer_id=row["customer_id"],
+        guest_name=row["guest_name"],
+        guest_email=row["guest_email"],
+        guest_phone=row["guest_phone"],
+        start=row["start_at"],
+        end=row["end_at"],
+        status=BookingStatus(row["status"]),
+        notes=row["notes"],
+        price_amount=row["price_amount"],
+        currency=row["currency"],
+        expires_at=row["expires_at"],
+        created_at=row["created_at"],
+        cancelled_at=row["cancelled_at"],
+        cancellation_reason=row["cancellation_reason"],
+    )
+
+
+def _hold(row: RowMapping) -> Hold:
+    return Hold(
+        id=row["id"],
+        service_id=row["service_id"],
+        staff_id=row["staff_id"],
+        user_id=row["user_id"],
+        start=row["start_at"],
+        end=row["end_at"],
+        expires_at=row["expires_at"],
+        booking_id=row["booking_id"],
+    )
+
+
+def new_reference() -> str:
+    return "".join(secrets.choice(REFERENCE_ALPHABET) for _ in range(REFERENCE_LENGTH))
+
+
+def new_manage_token() -> tuple[str, bytes]:
+    """A guest's manage token (192 random bits, shown once) and the hash we keep."""
+    token = secrets.token_urlsafe(24)
+    return token, hashlib.sha256(token.encode()).digest()
+
+
+def token_matches(stored_hash: bytes | None, token: str | None) -> bool:
+    if stored_hash is None or not token:
+        return False
+    return hmac.compare_digest(stored_hash, hashlib.sha256(token.encode()).digest())
+
+
+# ---- requests -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Guest:
+    name: str
+    email: str
+    phone: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class BookingRequest:
+    service_id: uuid.UUID | None  # None: the id named no service
+    start: datetime
+    staff_id: uuid.UUID | None
+    any_staff: bool
+    idempotency_key: str
+    hold_id: uuid.UUID | None
+    hold_id_given: bool
+    notes: str | None
+    guest: Guest | None
+
+    def fingerprint(self, viewer: uuid.UUID | None) -> bytes:
+        """What makes two requests "the same input" for idempotency."""
+        body = {
+            "service": str(self.service_id),
+            "start": int(self.start.timestamp()),
+            "staff": None if self.any_staff else str(self.staff_id),
+            "hold": str(self.hold_id) if self.hold_id_given else None,
+            "notes": self.notes,
+            "guest": None
+            if viewer or self.guest is None
+            else [
+                self.guest.name,
+                self.guest.email.lower(),
+                self.guest.phone,
+            ],
+        }
+        return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).digest()
+
+
+@dataclass(frozen=True, slots=True)
+class BookingResult:
+    booking: Booking
+    manage_token: str | None  # only for a guest's new booking, never on a replay
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """What the deployment decides: BOOKING_HOLD_SECONDS overrides every organization."""
+
+    hold_seconds: int | None = None
+
+    def hold_time(self, org: Organization) -> timedelta:
+        if self.hold_seconds is not None:
+            return timedelta(seconds=self.hold_seconds)
+        return timedelta(minutes=org.hold_minutes)
+
+
+# ---- shared steps -------------------------------------------------------------------------
+
+
+async def _service_and_org(
+    conn: AsyncConnection, service_id: uuid.UUID | None, field: str
+) -> tuple[Service, Organization]:
+    service = (
+        (await availability.services_by_id(conn, [service_id])).get(service_id)
+        if service_id
+        else None
+    )
+    if service is None:
+        raise DomainError(ErrorCode.NOT_FOUND, "No such service.", field)
+    org = (await users.organizations_by_id(conn, [service.organization_id]))[
+        service.organization_id
+    ]
+    return service, org
+
+
+def claims_loader(now: datetime) -> availability.ClaimsLoader:
+    async def load(
+        conn: AsyncConnection, staff_ids: list[uuid.UUID], start: datetime, end: datetime
+    ) -> dict[uuid.UUID, list[Claim]]:
+        return await claim_store.claims_of(conn, staff_ids, start, end, now)
+
+    return load
+
+
+async def offer_at(
+    conn: AsyncConnection,
+    service: Service,
+    start: datetime,
+    staff_id: uuid.UUID | None,
+    now: datetime,
+) -> dict[uuid.UUID, int]:
+    """Who can take `service` at exactly `start` now, with their seats left: the very
+    function that draws the slots customers see."""
+    offer = await availability.availability(
+        conn, service, start, start + timedelta(seconds=1), staff_id, now, claims_loader(now)
+    )
+    for slot in offer.slots:
+        if slot.start == int(start.timestamp()):
+            return {uuid.UUID(s): 1 for s in slot.staff_ids}
+    return {}
+
+
+def _refusal(service: Service, start: datetime, now: datetime) -> DomainError:
+    """Why a start that is not offered was refused."""
+    if start < now + timedelta(minutes=service.min_notice_minutes) or start > now + timedelta(
+        days=service.max_advance_days
+    ):
+        return DomainError(
+            ErrorCode.OUTSIDE_BOOKING_WINDOW,
+            "This time is too soon or too far ahead to book.",
+            "input.start",
+        )
+    return DomainError(
+        ErrorCode.SLOT_UNAVAILABLE, "This time is no longer available.", "input.start"
+    )
+
+
+async def _fairest_first(
+    conn: AsyncConnection, staff_ids: Sequence[uuid.UUID], start: datetime, zone: str
+) -> list[uuid.UUID]:
+    """Fewest active bookings that (local) day first; ties by id, so the order is stable."""
+    tz = ZoneInfo(zone)
+    local_day = start.astimezone(tz).date()
+    day_start = datetime.combine(local_day, datetime.min.time(), tz)
+    day_end = datetime.combine(local_day + timedelta(days=1), datetime.min.time(), tz)
+    rows = await conn.execute(
+        select(bookings.c.staff_id, func.count())
+        .where(
+            bookings.c.staff_id.in_(list(staff_ids)),
+            bookings.c.status.in_([s.value for s in ACTIVE]),
+            bookings.c.start_at >= day_start,
+            bookings.c.start_at < day_end,
+        )
+        .group_by(bookings.c.staff_id)
+    )
+    load: dict[uuid.UUID, int] = {staff_id: count for staff_id, count in rows}
+    return sorted(staff_ids, key=lambda s: (load.get(s, 0), s))
+
+
+async def _record_change(
+    conn: AsyncConnection, booking: Booking, actor: Actor, reason: str | None
+) -> None:
+    await conn.execute(
+        insert(booking_changes).values(
+            booking_id=booking.id,
+            status=booking.status.value,
+            start_at=booking.start,
+            end_at=booking.end,
+            actor=actor.value,
+            reason=reason,
+        )
+    )
+
+
+async def _load_booking(
+    conn: AsyncConnection, booking_id: uuid.UUID, *, for_update: bool = False
+) -> Booking | None:
+    query = select(bookings).where(bookings.c.id == booking_id)
+    if for_update:
+        query = query.with_for_update()
+    row = (await conn.execute(query)).mappings().first()
+    return _booking(row) if row else None
+
+
+async def roles_of(
+    conn: AsyncConnection,
+    booking: Booking,
+    viewer: uuid.UUID | None,
+    manage_token: str | None,
+    token_hash: bytes | None = None,
+) -> frozenset[Actor]:
+    """What the viewer is to this booking; empty: a stranger."""
+    roles: set[Actor] = set()
+    if token_hash is None and manage_token:
+        token_hash = await conn.scalar(
+            select(bookings.c.manage_token_hash).where(bookings.c.id == booking.id)
+        )
+    if token_matches(token_hash, manage_token):
+        roles.add(Actor.GUEST)
+    if viewer is not None:
+        if booking.customer_id == viewer:
+            roles.add(Actor.CUSTOMER)
+        staff = (await availability.staff_by_id(conn, [booking.staff_id])).get(booking.staff_id)
+        if staff is not None and staff.user_id == viewer:
+            roles.add(Actor.STAFF)
+        if await users.role_in(conn, viewer, booking.organization_id) in MANAGERS:
+            roles.add(Actor.ADMIN)
+    return frozenset(roles)
+
+
+# ---- idempotency --------------------------------------------------------------------------
+
+
+async def _claim_key(
+    conn: AsyncConnection, scope: str, key: str, fingerprint: bytes
+) -> uuid.UUID | None:
+    """Registers the key for this transaction's booking, or returns the booking an
+    earlier request with the same key made. A concurrent request with the same key
+    waits here for the first to commit (the primary key's index), so one key makes
+    one booking however many copies race."""
+    inserted = await conn.scalar(
+        pg_insert(idempotency_keys)
+        .values(scope=scope, key=key, request_hash=fingerprint)
+        .on_conflict_do_nothing()
+        .returning(idempotency_keys.c.key)
+    )
+    if inserted is not None:
+        return None
+    row = (
+        await conn.execute(
+            select(idempotency_keys.c.request_hash, idempotency_keys.c.booking_id).where(
+                idempotency_keys.c.scope == scope, idempotency_keys.c.key == key
+            )
+        )
+    ).one()
+    if row.request_hash != fingerprint:
+        raise DomainError(
+            ErrorCode.IDEMPOTENCY_KEY_REUSED,
+            "This idempotency key was used for a different request.",
+            "input.idempotencyKey",
+        )
+    assert row.booking_id is not None
+    return uuid.UUID(str(row.booking_id))
+
+
+async def _bind_key(conn: AsyncConnection, scope: str, key: str, booking_id: uuid.UUID) -> None:
+    await conn.execute(
+        update(idempotency_keys)
+        .where(idempotency_keys.c.scope == scope, idempotency_keys.c.key == key)
+        .values(booking_id=booking_id)
+    )
+
+
+def _check_request(request: BookingRequest, viewer: uuid.UUID | None) -> None:
+    problems = Problems()
+    if not 1 <= len(request.idempotency_key) <= 200:
+        problems.add("input.idempotencyKey", "Send an idempotency key of 1 to 200 characters.")
+    if request.notes is not None and len(request.notes) > MAX_NOTES:
+        problems.add("input.notes", f"Use at most {MAX_NOTES} characters.")
+    if viewer is None:
+        if request.guest is None:
+            problems.add("input.guest", "Sign in, or give your name and e-mail to book as a guest.")
+        else:
+            if not request.guest.name.strip():
+                problems.add("input.guest.name", "Enter your name.")
+            if not is_email(request.guest.email.strip().lower()):
+                problems.add("input.guest.email", "Enter a valid e-mail address.")
+            if request.guest.phone and not is_phone(request.guest.phone):
+                problems.add("input.guest.phone", "Enter the phone number like +14155550123.")
+    if request.staff_id is None and not request.any_staff:
+        problems.add("input.staffId", "No such staff member.")
+    if request.hold_id_given and request.hold_id is None:
+        problems.add("input.holdId", "No such hold.")
+    problems.check()
+
+
+# ---- holds --------------------------------------------------------------------------------
+
+
+async def hold_slot(
+    engine: AsyncEngine,
+    lock: SlotLock,
+    policy: Policy,
+    viewer: uuid.UUID | None,
+    service_id: uuid.UUID | None,
+    start: datetime,
+    staff_id: uuid.UUID | None,
+    any_staff: bool,
+    now: datetime,
+) -> Hold:
+    leases = Leases(lock)
+    try:
+        return await _hold_slot(
+            engine, leases, policy, viewer, service_id, start, staff_id, any_staff, now
+        )
+    finally:
+        # After the commit (or the rollback): racers wait until the claim is visible.
+        await leases.release()
+
+
+async def _hold_slot(
+    engine: AsyncEngine,
+    leases: Leases,
+    policy: Policy,
+    viewer: uuid.UUID | None,
+    service_id: uuid.UUID | None,
+    start: datetime,
+    staff_id: uuid.UUID | None,
+    any_staff: bool,
+    now: datetime,
+) -> Hold:
+    if staff_id is None and not any_staff:
+        raise DomainError(ErrorCode.NOT_FOUND, "No such staff member.", "input.staffId")
+    async with engine.begin() as conn:
+        service, org = await _service_and_org(conn, service_id, "input.serviceId")
+        hold_id = uuid7()
+        expires = now + policy.hold_time(org)
+
+        async def insert_hold(chosen: uuid.UUID) -> None:
+            await conn.execute(
+                insert(holds).values(
+                    id=hold_id,
+                    service_id=service.id,
+                    staff_id=chosen,
+                    user_id=viewer,
+                    start_at=start,
+                    end_at=start + timedelta(minutes=service.duration_minutes),
+                    expires_at=expires,
+                )
+            )
+
+        await _claim_slot(
+            conn,
+            leases,
+            service,
+            org,
+            start,
+            staff_id,
+            now,
+            before_claim=insert_hold,
+            claim_kwargs={"hold_id": hold_id, "expires_at": expires},
+        )
+        row = (await conn.execute(select(holds).where(holds.c.id == hold_id))).mappings().one()
+    return _hold(row)
+
+
+class Leases:
+    """Fast-path slot locks taken by one request, released after its commit."""
+
+    def __init__(self, lock: SlotLock) -> None:
+        self.lock = lock
+        self.held: list[tuple[str, str]] = []
+
+    async def take(self, staff_id: uuid.UUID, start: datetime) -> bool:
+        key = f"slot:{staff_id}:{int(start.timestamp())}"
+        token = await self.lock.acquire(key)
+        if token is None:
+            return False
+        self.held.append((key, token))
+        return True
+
+    async def release(self) -> None:
+        for key, token in self.held:
+            await self.lock.release(key, token)
+        self.held.clear()
+
+
+ClaimStep = Callable[[uuid.UUID], Awaitable[None]]
+
+
+class _SeatRefused(Exception):
+    """The database refused the claim; the savepoint rolled back."""
+
+
+async def _claim_slot(
+    conn: AsyncConnection,
+    leases: Leases,
+    service: Service,
+    org: Organization,
+    start: datetime,
+    staff_id: uuid.UUID | None,
+    now: datetime,
+    *,
+    before_claim: ClaimStep,
+    claim_kwargs: dict[str, Any],
+    also_lock: Sequence[uuid.UUID] = (),
+) -> uuid.UUID:
+    """Checks the rules at commit time, picks the staff member, claims the seat: the
+    chosen staff member's id, or an error. Only the exclusion constraint decides; the
+    fast-path lock and the resource lock only keep racers from piling up."""
+    if staff_id is not None:
+        candidates = [staff_id]
+    else:
+        offered = await offer_at(conn, service, start, None, now)
+        if not offered:
+            raise _refusal(service, start, now)
+        candidates = await _fairest_first(conn, list(offered), start, org.time_zone)
+    exclusive = service.capacity == 1  # seats of a group session do not race each other
+    if exclusive:
+        free = [c for c in candidates if await leases.take(c, start)]
+        if not free:
+            raise _taken()
+        candidates = free
+    await claim_store.lock_resources(conn, [*candidates, *also_lock])
+    offered = await offer_at(conn, service, start, staff_id, now)
+    if not offered:
+        raise _refusal(service, start, now)
+    for candidate in candidates:
+        if candidate not in offered:
+            continue
+        try:
+            async with conn.begin_nested():
+                await before_claim(candidate)
+                if not await claim_store.take_seat(
+                    conn, candidate, service, start, now, **claim_kwargs
+                ):
+                    raise _SeatRefused
+        except _SeatRefused:
+            continue
+        return candidate
+    raise _taken()
+
+
+def _taken() -> DomainError:
+    return DomainError(
+        ErrorCode.SLOT_UNAVAILABLE, "This time is no longer available.", "input.start"
+    )
+
+
+# ---- bookings -----------------------------------------------------------------------------
+
+
+async def create_booking(
+    engine: AsyncEngine,
+    lock: SlotLock,
+    policy: Policy,
+    viewer: uuid.UUID | None,
+    request: BookingRequest,
+    now: datetime,
+) -> BookingResult:
+    leases = Leases(lock)
+    try:
+        return await _create_booking(engine, leases, policy, viewer, request, now)
+    finally:
+        # After the commit (or the rollback): racers wait until the claim is visible.
+        await leases.release()
+
+
+async def _create_booking(
+    engine: AsyncEngine,
+    leases: Leases,
+    policy: Policy,
+    viewer: uuid.UUID | None,
+    request: BookingRequest,
+    now: datetime,
+) -> BookingResult:
+    _check_request(request, viewer)
+    guest = None if viewer is not None else request.guest
+    scope = f"user:{viewer}" if viewer else f"guest:{guest.email.strip().lower() if guest else ''}"
+    async with engine.begin() as conn:
+        service, org = await _service_and_org(conn, request.service_id, "input.serviceId")
+        earlier = await _claim_key(
+            conn, scope, request.idempotency_key, request.fingerprint(viewer)
+        )
+        if earlier is not None:
+            existing = await _load_booking(conn, earlier)
+            assert existing is not None
+            return BookingResult(existing, None)
+        booking_id = uuid7()
+        token, token_hash = new_manage_token() if guest else (None, None)
+        status = (
+            BookingStatus.PENDING_CONFIRMATION
+            if service.requires_confirmation
+            else BookingStatus.CONFIRMED
+        )
+
+        async def insert_booking(staff_id: uuid.UUID) -> None:
+            for _ in range(5):  # a reference collision is ~1 in 10^11: retry a few times
+                inserted = await conn.scalar(
+                    pg_insert(bookings)
+                    .values(
+                        id=booking_id,
+                        reference=new_reference(),
+                        organization_id=service.organization_id,
+                        service_id=service.id,
+                        staff_id=staff_id,
+                        customer_id=viewer,
+                        guest_name=guest.name.strip() if guest else None,
+                        guest_email=guest.email.strip().lower() if guest else None,
+                        guest_phone=guest.phone if guest else None,
+                        manage_token_hash=token_hash,
+                        start_at=request.start,
+                        end_at=request.start + timedelta(minutes=service.duration_minutes),
+                        status=status.value,
+                        notes=request.notes,
+                        price_amount=service.price_amount,
+                        currency=org.currency,
+                    )
+                    .on_conflict_do_nothing(index_elements=["reference"])
+                    .returning(bookings.c.id)
+                )
+                if inserted is not None:
+                    return
+            raise RuntimeError("could not find a free booking reference")
+
+        if request.hold_id is not None:
+            await _convert_hold(conn, viewer, request, service, now, insert_booking, booking_id)
+        else:
+            await _claim_slot(
+                conn,
+                leases,
+                service,
+                org,
+                request.start,
+                None if request.any_staff else request.staff_id,
+                now,
+                before_claim=insert_booking,
+                claim_kwargs={"booking_id": booking_id},
+            )
+        await _bind_key(conn, scope, request.idempotency_key, booking_id)
+        booking = await _load_booking(conn, booking_id)
+        assert booking is not None
+        await _record_change(conn, booking, _creator(viewer), None)
+    return BookingResult(booking, token)
+
+
+def _creator(viewer: uuid.UUID | None) -> Actor:
+    return Actor.CUSTOMER if viewer is not None else Actor.GUEST
+
+
+async def _convert_hold(
+    conn: AsyncConnection,
+    viewer: uuid.UUID | None,
+    request: BookingRequest,
+    service: Service,
+    now: datetime,
+    insert_booking: ClaimStep,
+    booking_id: uuid.UUID,
+) -> None:
+    row = (
+        (await conn.execute(select(holds).where(holds.c.id == request.hold_id).with_for_update()))
+        .mappings()
+        .first()
+    )
+    if row is None:
+        raise DomainError(ErrorCode.NOT_FOUND, "No such hold.", "input.holdId")
+    hold = _hold(row)
+    if hold.user_id is not None and hold.user_id != viewer:
+        raise DomainError(ErrorCode.FORBIDDEN, "This hold belongs to someone else.", "input.holdId")
+    if hold.booking_id is not None or hold.expires_at <= now:
+        raise DomainError(
+            ErrorCode.HOLD_EXPIRED, "The hold has expired; choose a time again.", "input.holdId"
+        )
+    if (
+        hold.service_id != service.id
+        or hold.start != request.start
+        or (not request.any_staff and request.staff_id != hold.staff_id)
+    ):
+        raise DomainError(
+            ErrorCode.INVALID_INPUT,
+            "The hold is for another service, time or staff member.",
+            "input.holdId",
+        )
+    await insert_booking(hold.staff_id)
+    if not await claim_store.hand_hold_to_booking(conn, hold.id, booking_id):
+        raise DomainError(
+            ErrorCode.HOLD_EXPIRED, "The hold has expired; choose a time again.", "input.holdId"
+        )
+    await conn.execute(update(holds).where(holds.c.id == hold.id).values(booking_id=booking_id))
+
+
+async def _transition(
+    engine: AsyncEngine,
+    viewer: uuid.UUID | None,
+    booking_id: uuid.UUID | None,
+    target: BookingStatus,
+    reason: str | None,
+    manage_token: str | None,
+    now: datetime,
+) -> Booking:
+    async with engine.begin() as conn:
+        booking = await _load_booking(conn, booking_id, for_update=True) if booking_id else None
+        roles = await roles_of(conn, booking, viewer, manage_token) if booking else frozenset()
+        if booking is None or not roles:
+            raise DomainError(ErrorCode.NOT_FOUND, "No such booking.", "bookingId")
+        actor = check_transition(booking.status, target, roles)
+        values: dict[str, object] = {"status": target.value}
+        if target is BookingStatus.CANCELLED:
+            values.update(cancelled_at=now, cancellation_reason=reason)
+        if target is BookingStatus.DECLINED:
+            values.update(cancellation_reason=reason)
+        await conn.execute(update(bookings).where(bookings.c.id == booking.id).values(**values))
+        if target not in ACTIVE:
+            await claim_store.release_booking(conn, booking.id)
+        changed = await _load_booking(conn, booking.id)
+        assert changed is not None
+        await _record_change(conn, changed, actor, reason)
+    return changed
+
+
+async def cancel_booking(
+    engine: AsyncEngine,
+    viewer: uuid.UUID | None,
+    booking_id: uuid.UUID | None,
+    reason: str | None,
+    manage_token: str | None,
+    now: datetime,
+) -> Booking:
+    return await _transition(
+        engine, viewer, booking_id, BookingStatus.CANCELLED, reason, manage_token, now
+    )
+
+
+async def confirm_booking(
+    engine: AsyncEngine, viewer: uuid.UUID | None, booking_id: uuid.UUID | None, now: datetime
+) -> Booking:
+    return await _transition(engine, viewer, booking_id, BookingStatus.CONFIRMED, None, None, now)
+
+
+async def decline_booking(
+    engine: AsyncEngine,
+    viewer: uuid.UUID | None,
+    booking_id: uuid.UUID | None,
+    reason: str | None,
+    now: datetime,
+) -> Booking:
+    return await _transition(engine, viewer, booking_id, BookingStatus.DECLINED, reason, None, now)
+
+
+async def reschedule_booking(
+    engine: AsyncEngine,
+    lock: SlotLock,
+    viewer: uuid.UUID | None,
+    booking_id: uuid.UUID | None,
+    start: datetime,
+    staff_id: uuid.UUID | None,
+    any_staff: bool,
+    idempotency_key: str,
+    manage_token: str | None,
+    now: datetime,
+) -> Booking:
+    leases = Leases(lock)
+    try:
+        return await _reschedule_booking(
+            engine,
+            leases,
+            viewer,
+            booking_id,
+            start,
+            staff_id,
+            any_staff,
+            idempotency_key,
+            manage_token,
+            now,
+        )
+    finally:
+        # After the commit (or the rollback): racers wait until the claim is visible.
+        await leases.release()
+
+
+async def _reschedule_booking(
+    engine: AsyncEngine,
+    leases: Leases,
+    viewer: uuid.UUID | None,
+    booking_id: uuid.UUID | None,
+    start: datetime,
+    staff_id: uuid.UUID | None,
+    any_staff: bool,
+    idempotency_key: str,
+    manage_token: str | None,
+    now: datetime,
+) -> Booking:
+    """Takes the new slot and frees the old one in one transaction, or changes nothing.
+    The booking keeps its id and reference."""
+    if not 1 <= len(idempotency_key) <= 200:
+        raise DomainError(
+            ErrorCode.INVALID_INPUT,
+            "Send an idempotency key of 1 to 200 characters.",
+            "input.idempotencyKey",
+        )
+    if staff_id is None and not any_staff:
+        raise DomainError(ErrorCode.NOT_FOUND, "No such staff member.", "input.staffId")
+    async with engine.begin() as conn:
+        booking = await _load_booking(conn, booking_id, for_update=True) if booking_id else None
+        roles = await roles_of(conn, booking, viewer, manage_token) if booking else frozenset()
+        if booking is None or not roles:
+            raise DomainError(ErrorCode.NOT_FOUND, "No such booking.", "input.bookingId")
+        fingerprint = hashlib.sha256(
+            json.dumps([int(start.timestamp()), None if any_staff else str(staff_id)]).encode()
+        ).digest()
+        if await _claim_key(conn, f"reschedule:{booking.id}", idempotency_key, fingerprint):
+            return booking  # a replay: the move was made already
+        actor = check_reschedule(booking.status, roles)
+        service, org = await _service_and_org(conn, booking.service_id, "input.bookingId")
+        # The booking's own seat must not stand in its own way (moving by 15 minutes).
+        await claim_store.release_booking(conn, booking.id)
+
+        async def move(chosen: uuid.UUID) -> None:
+            await conn.execute(
+                update(bookings)
+                .where(bookings.c.id == booking.id)
+                .values(
+                    staff_id=chosen,
+                    start_at=start,
+                    end_at=start + timedelta(minutes=service.duration_minutes),
+                )
+            )
+
+        # Its old staff member is locked with the new ones, in one sorted order, so
+        # two bookings swapping places cannot deadlock.
+        await _claim_slot(
+            conn,
+            leases,
+            service,
+            org,
+            start,
+            None if any_staff else staff_id,
+            now,
+            before_claim=move,
+            claim_kwargs={"booking_id": booking.id},
+            also_lock=[booking.staff_id],
+        )
+        await _bind_key(conn, f"reschedule:{booking.id}", idempotency_key, booking.id)
+        moved = await _load_booking(conn, booking.id)
+        assert moved is not None
+        await _record_change(conn, moved, actor, "rescheduled")
+    return moved
+
+
+# ---- reads --------------------------------------------------------------------------------
+
+
+async def readable_booking(
+    conn: AsyncConnection,
+    booking_id: uuid.UUID,
+    viewer: uuid.UUID | None,
+    manage_token: str | None,
+) -> Booking | None:
+    """The booking when the viewer may read it, else None (as if it did not exist)."""
+    row = (
+        (await conn.execute(select(bookings).where(bookings.c.id == booking_id))).mappings().first()
+    )
+    if row is None:
+        return None
+    booking = _booking(row)
+    roles = await roles_of(conn, booking, viewer, manage_token, row["manage_token_hash"])
+    return booking if roles else None
+
+
+async def bookings_by_id(
+    conn: AsyncConnection, ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, Booking]:
+    rows = (await conn.execute(select(bookings).where(bookings.c.id.in_(list(ids))))).mappings()
+    return {r["id"]: _booking(r) for r in rows}
+
+
+async def history_of(
+    conn: AsyncConnection, booking_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, list[BookingChange]]:
+    rows = await conn.execute(
+        select(booking_changes)
+        .where(booking_changes.c.booking_id.in_(list(booking_ids)))
+        .order_by(booking_changes.c.booking_id, booking_changes.c.id)
+    )
+    out: dict[uuid.UUID, list[BookingChange]] = {b: [] for b in booking_ids}
+    for r in rows.mappings():
+        out[r["booking_id"]].append(
+            BookingChange(
+                r["at"],
+                BookingStatus(r["status"]),
+                r["start_at"],
+                r["end_at"],
+                Actor(r["actor"]),
+                r["reason"],
+            )
+        )
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    bookings: list[Booking]
+    has_next: bool
+
+
+async def bookings_page(
+    conn: AsyncConnection,
+    *,
+    first: int,
+    after: tuple[datetime, uuid.UUID] | None,
+    customer_id: uuid.UUID | None = None,
+    organization_id: uuid.UUID | None = None,
+    staff_ids: Sequence[uuid.UUID] | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    statuses: Sequence[BookingStatus] | None = None,
+) -> Page:
+    """Bookings by start time (then id), keyset-paginated after (start, id)."""
+    query = select(bookings)
+    if customer_id is not None:
+        query = query.where(bookings.c.customer_id == customer_id)
+    if organization_id is not None:
+        query = query.where(bookings.c.organization_id == organization_id)
+    if staff_ids is not None:
+        query = query.where(bookings.c.staff_id.in_(list(staff_ids)))
+    if start is not None:
+        query = query.where(bookings.c.end_at > start)
+    if end is not None:
+        query = query.where(bookings.c.start_at < end)
+    if statuses:
+        query = query.where(bookings.c.status.in_([s.value for s in statuses]))
+    if after is not None:
+        query = query.where(tuple_(bookings.c.start_at, bookings.c.id) > tuple_(*after))
+    rows = (
+        (await conn.execute(query.order_by(bookings.c.start_at, bookings.c.id).limit(first + 1)))
+        .mappings()
+        .all()
+    )
+    found = [_booking(r) for r in rows]
+    return Page(found[:first], len(found) > first)
+
+
+async def hold_by_id(conn: AsyncConnection, hold_id: uuid.UUID) -> Hold | None:
+    row = (await conn.execute(select(holds).where(holds.c.id == hold_id))).mappings().first()
+    return _hold(row) if row else None
+
+
+# ---- the passing of time ------------------------------------------------------------------
+
+
+async def complete_past_bookings(engine: AsyncEngine, now: datetime) -> int:
+    """CONFIRMED bookings whose end has passed become COMPLETED (actor: system)."""
+    async with engine.begin() as conn:
+        done = (
+            await conn.execute(
+                update(bookings)
+                .where(bookings.c.status == BookingStatus.CONFIRMED.value, bookings.c.end_at <= now)
+                .values(status=BookingStatus.COMPLETED.value)
+                .returning(bookings.c.id, bookings.c.start_at, bookings.c.end_at)
+            )
+        ).all()
+        if done:
+            await conn.execute(
+                insert(booking_changes).values(
+                    [
+                        {
+                            "booking_id": i,
+                            "status": BookingStatus.COMPLETED.value,
+                            "start_at": s,
+                            "end_at": e,
+                            "actor": Actor.SYSTEM.value,
+                        }
+                        for i, s, e in done
+                    ]
+                )
+            )
+    return len(done)
+
+
+async def clear_expired_holds(engine: AsyncEngine, now: datetime) -> None:
+    """Tidiness only: an expired hold already blocks nothing."""
+    from domain.booking.tables import claims
+
+    async with engine.begin() as conn:
+        await conn.execute(claims.delete().where(claims.c.expires_at <= now))
+
+
+async def forget_old_idempotency_keys(engine: AsyncEngine, now: datetime) -> None:
+    """Keys are kept 30 days (the contract asks for at least 7)."""
+    async with engine.begin() as conn:
+        await conn.execute(
+            idempotency_keys.delete().where(
+                idempotency_keys.c.created_at < now - timedelta(days=30)
+            )
+        )

@@ -1,0 +1,225 @@
+"""Holds and bookings: authorize, call the booking domain, shape the payload."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+import strawberry
+
+from domain.availability import service as availability
+from domain.booking import service as booking
+from domain.booking.records import BookingStatus
+from domain.errors import DomainError
+from domain.users.records import MANAGERS
+from ids import key_of
+from schema.booking import (
+    Booking,
+    BookingConnection,
+    BookingEdge,
+    BookingPayload,
+    CancelBookingInput,
+    CreateBookingInput,
+    Hold,
+    HoldPayload,
+    HoldSlotInput,
+    RescheduleBookingInput,
+)
+from schema.catalog import MAX_FIRST, page_info, viewer_role
+from schema.common import UserError, decode_cursor, encode_cursor
+from schema.context import Info, forbidden, invalid_argument
+
+
+def _staff(global_id: strawberry.ID | None) -> tuple[uuid.UUID | None, bool]:
+    """(staff key, any staff?) of an optional staffId argument."""
+    if global_id is None:
+        return None, True
+    return key_of(global_id, "Staff"), False
+
+
+async def hold_slot(info: Info, input: HoldSlotInput) -> HoldPayload:
+    staff_id, any_staff = _staff(input.staff_id)
+    try:
+        hold = await booking.hold_slot(
+            info.context.engine,
+            info.context.slot_lock,
+            info.context.policy,
+            info.context.viewer_id,
+            key_of(input.service_id, "Service"),
+            input.start,
+            staff_id,
+            any_staff,
+            info.context.now,
+        )
+    except DomainError as error:
+        return HoldPayload(errors=UserError.list_from(error))
+    return HoldPayload(hold=Hold.of(hold))
+
+
+async def create_booking(info: Info, input: CreateBookingInput) -> BookingPayload:
+    staff_id, any_staff = _staff(input.staff_id)
+    guest = input.guest
+    request = booking.BookingRequest(
+        service_id=key_of(input.service_id, "Service"),
+        start=input.start,
+        staff_id=staff_id,
+        any_staff=any_staff,
+        idempotency_key=input.idempotency_key,
+        hold_id=key_of(input.hold_id, "Hold") if input.hold_id is not None else None,
+        hold_id_given=input.hold_id is not None,
+        notes=input.notes,
+        guest=booking.Guest(guest.name, guest.email, guest.phone) if guest else None,
+    )
+    try:
+        result = await booking.create_booking(
+            info.context.engine,
+            info.context.slot_lock,
+            info.context.policy,
+            info.context.viewer_id,
+            request,
+            info.context.now,
+        )
+    except DomainError as error:
+        return BookingPayload(errors=UserError.list_from(error))
+    return BookingPayload(booking=Booking.of(result.booking), manage_token=result.manage_token)
+
+
+async def cancel_booking(info: Info, input: CancelBookingInput) -> BookingPayload:
+    try:
+        changed = await booking.cancel_booking(
+            info.context.engine,
+            info.context.viewer_id,
+            key_of(input.booking_id, "Booking"),
+            input.reason,
+            input.manage_token,
+            info.context.now,
+        )
+    except DomainError as error:
+        return BookingPayload(errors=UserError.list_from(error))
+    return BookingPayload(booking=Booking.of(changed))
+
+
+async def reschedule_booking(info: Info, input: RescheduleBookingInput) -> BookingPayload:
+    staff_id, any_staff = _staff(input.staff_id)
+    try:
+        moved = await booking.reschedule_booking(
+            info.context.engine,
+            info.context.slot_lock,
+            info.context.viewer_id,
+            key_of(input.booking_id, "Booking"),
+            input.start,
+            staff_id,
+            any_staff,
+            input.idempotency_key,
+            input.manage_token,
+            info.context.now,
+        )
+    except DomainError as error:
+        return BookingPayload(errors=UserError.list_from(error))
+    return BookingPayload(booking=Booking.of(moved))
+
+
+async def confirm_booking(info: Info, booking_id: strawberry.ID) -> BookingPayload:
+    viewer = info.context.require_viewer()
+    try:
+        changed = await booking.confirm_booking(
+            info.context.engine, viewer, key_of(booking_id, "Booking"), info.context.now
+        )
+    except DomainError as error:
+        return BookingPayload(errors=UserError.list_from(error))
+    return BookingPayload(booking=Booking.of(changed))
+
+
+async def decline_booking(
+    info: Info, booking_id: strawberry.ID, reason: str | None = None
+) -> BookingPayload:
+    viewer = info.context.require_viewer()
+    try:
+        changed = await booking.decline_booking(
+            info.context.engine, viewer, key_of(booking_id, "Booking"), reason, info.context.now
+        )
+    except DomainError as error:
+        return BookingPayload(errors=UserError.list_from(error))
+    return BookingPayload(booking=Booking.of(changed))
+
+
+async def booking_by_id(
+    info: Info, id: strawberry.ID, manage_token: str | None = None
+) -> Booking | None:
+    key = key_of(id, "Booking")
+    if key is None:
+        return None
+    async with info.context.read() as conn:
+        found = await booking.readable_booking(conn, key, info.context.viewer_id, manage_token)
+    return Booking.of(found) if found else None
+
+
+def _booking_page_args(first: int, after: str | None) -> tuple[datetime, uuid.UUID] | None:
+    if first < 0 or first > MAX_FIRST:
+        raise invalid_argument("`first` must be between 0 and 100.", "first")
+    if after is None:
+        return None
+    try:
+        raw = decode_cursor(after)
+        start_text, _, key = str(raw).partition("|")
+        return datetime.fromisoformat(start_text), uuid.UUID(key)
+    except ValueError:
+        raise invalid_argument("`after` is not a cursor of this list.", "after") from None
+
+
+def _connection(page: booking.Page, after_given: bool) -> BookingConnection:
+    cursors = [encode_cursor(f"{b.start.isoformat()}|{b.id}") for b in page.bookings]
+    return BookingConnection(
+        edges=[
+            BookingEdge(node=Booking.of(b), cursor=c)
+            for b, c in zip(page.bookings, cursors, strict=True)
+        ],
+        page_info=page_info(cursors, page.has_next, after_given),
+    )
+
+
+async def my_bookings(
+    info: Info,
+    first: int = 20,
+    after: str | None = None,
+    status: list[BookingStatus] | None = None,
+) -> BookingConnection:
+    viewer = info.context.require_viewer()
+    cursor = _booking_page_args(first, after)
+    async with info.context.read() as conn:
+        page = await booking.bookings_page(
+            conn, first=first, after=cursor, customer_id=viewer, statuses=status
+        )
+    return _connection(page, cursor is not None)
+
+
+async def organization_bookings(
+    info: Info,
+    organization_id: uuid.UUID,
+    first: int,
+    after: str | None,
+    start: datetime | None,
+    end: datetime | None,
+    status: list[BookingStatus] | None,
+) -> BookingConnection:
+    """OWNER/ADMIN see all; STAFF their own; anyone else is FORBIDDEN."""
+    viewer = info.context.require_viewer()
+    role = await viewer_role(info, organization_id)
+    if role is None:
+        raise forbidden("Only members of the organization see its bookings.")
+    cursor = _booking_page_args(first, after)
+    async with info.context.read() as conn:
+        staff_ids = None
+        if role not in MANAGERS:
+            staff_ids = await availability.staff_ids_of_user(conn, viewer)
+        page = await booking.bookings_page(
+            conn,
+            first=first,
+            after=cursor,
+            organization_id=organization_id,
+            staff_ids=staff_ids,
+            start=start,
+            end=end,
+            statuses=status,
+        )
+    return _connection(page, cursor is not None)
