@@ -28,9 +28,9 @@ def page_args(first: int, after: str | None) -> tuple[int, uuid.UUID | None]:
         raise invalid_argument("`first` must be between 0 and 100.", "first")
     try:
         key = decode_cursor(after)
+        return first, uuid.UUID(key) if key is not None else None
     except ValueError:
         raise invalid_argument("`after` is not a cursor of this list.", "after") from None
-    return first, key if isinstance(key, uuid.UUID) else None
 
 
 def page_info(cursors: list[str], has_next: bool, has_previous: bool) -> PageInfo:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from enum import Enum
 
 import strawberry
@@ -9,7 +10,6 @@ import strawberry
 from domain.errors import DomainError, InvalidInput
 from domain.errors import ErrorCode as DomainErrorCode
 from domain.users.records import Role as DomainRole
-from ids import from_global_id, to_global_id
 
 ErrorCode = strawberry.enum(DomainErrorCode, name="ErrorCode")
 Role = strawberry.enum(DomainRole, name="Role")
@@ -60,13 +60,20 @@ class Money:
 
 
 def encode_cursor(key: object) -> str:
-    return to_global_id("Cursor", str(key))
+    """An opaque cursor: the position's key, base64url-encoded."""
+    return base64.urlsafe_b64encode(f"cursor:{key}".encode()).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str | None) -> object | None:
+def decode_cursor(cursor: str | None) -> str | None:
+    """The key inside a cursor; ValueError when it is not one of ours."""
     if cursor is None:
         return None
-    decoded = from_global_id(cursor)
-    if decoded is None or decoded[0] != "Cursor":
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        text = base64.urlsafe_b64decode(padded.encode()).decode()
+    except (ValueError, UnicodeDecodeError):
+        raise ValueError("not a cursor") from None
+    prefix, _, key = text.partition(":")
+    if prefix != "cursor" or not key:
         raise ValueError("not a cursor")
-    return decoded[1]
+    return key
