@@ -480,10 +480,15 @@ async def _claim_slot(
         candidates = await _fairest_first(conn, list(offered), start, org.time_zone)
     exclusive = service.capacity == 1  # seats of a group session do not race each other
     if exclusive:
-        free = [c for c in candidates if await leases.take(c, start)]
-        if not free:
+        # Lease the first candidate free on the fast path, not all of them, so that
+        # concurrent any-staff requests spread over the other staff members; the ones
+        # after it stay as fallbacks that PostgreSQL alone decides.
+        for i, candidate in enumerate(candidates):
+            if await leases.take(candidate, start):
+                candidates = candidates[i:]
+                break
+        else:
             raise _taken()
-        candidates = free
     await claim_store.lock_resources(conn, [*candidates, *also_lock])
     offered = await offer_at(conn, service, start, staff_id, now)
     if not offered:
