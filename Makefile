@@ -36,6 +36,7 @@ schema-check: install
 
 bench: install
 	$(BIN)/python bench/availability.py
+	$(BIN)/python bench/booking.py
 
 lock:
 	$(BIN)/uv pip compile requirements.in --no-emit-index-url --no-emit-find-links \

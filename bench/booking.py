@@ -1,0 +1,903 @@
+"""Benchmark of `createBooking` over HTTP, against the real server.
+
+    .venv/bin/python bench/booking.py
+
+A database of its own (as bench/availability.py makes it) is created, migrated and
+dropped at the end. Every business and customer is set up over the GraphQL API; the
+only SQL is the final count that verifies the race.
+
+Two server set-ups run one after the other on that database:
+  * one `uvicorn app:app` process (in-process slot locks);
+  * two `uvicorn app:app` processes with REDIS_URL and a REDIS_PREFIX unique to this
+    run, the client alternating requests between them.
+
+In each, two measurements:
+  1. Uncontended createBooking at 1, 8 and 32 concurrent clients, next to
+     `{ __typename }` at the same concurrency on the same server(s): every request books
+     a slot nobody else asks for (its own staff member x day x start), with its own
+     idempotency key, signed in as one of a pool of customers.
+  2. The race: 1,000 createBooking attempts on 10 one-to-one slots (100 each), shuffled
+     and fired with RACE_IN_FLIGHT requests in flight from many customers. Exactly 10
+     must win (checked with plain SQL), every loser must be SLOT_UNAVAILABLE, no 5xx.
+
+The client is one Python process: each concurrent user has its own httpx.AsyncClient
+with one keep-alive connection per server. It shares the machine's CPUs with the
+server(s) and PostgreSQL, which the output states, with the CPU each of them used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import random
+import signal
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
+
+import asyncpg
+import httpx
+import orjson
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # run as a script: `bench` is a package of the checkout
+    sys.path.insert(0, str(ROOT))
+
+from bench.availability import (  # noqa: E402
+    ADD_STAFF,
+    CREATE_ORG,
+    CREATE_SERVICE,
+    HEADERS,
+    SET_WEEK,
+    SIGN_UP,
+    TYPENAME,
+    Api,
+    Server,
+    database_key,
+    free_port,
+    request_body,
+    rfc3339,
+    scratch_database,
+    wait_ready,
+)
+
+ZONE = "Europe/Berlin"
+BERLIN = ZoneInfo(ZONE)
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+SEED = 2026
+
+# The uncontended pool: STAFF x DAYS x STARTS_PER_DAY distinct free slots.
+STAFF = 40
+DAYS = 60
+OPEN, CLOSE = 8, 20  # every day, 08:00-20:00 local: 24 starts of 30 minutes
+STARTS_PER_DAY = (CLOSE - OPEN) * 2
+SERVICE = {
+    "name": "Consultation",
+    "durationMinutes": 30,
+    "slotIntervalMinutes": 30,
+    "maxAdvanceDays": 90,
+    "capacity": 1,
+}
+WEEK = [
+    {"weekday": day, "start": f"{OPEN:02d}:00", "end": f"{CLOSE:02d}:00"}
+    for day in ("MONDAY", "TUESDAY", "WEDNESDAY", "THURSDAY", "FRIDAY", "SATURDAY", "SUNDAY")
+]
+CUSTOMERS = 64  # the uncontended run uses the first POOL of them, the race all
+POOL = 32
+LEVELS = (1, 8, 32)
+TYPENAME_REQUESTS = 600  # per level
+BOOKING_REQUESTS = {1: 300, 8: 400, 32: 480}
+BOOKING_WARMUP = 20
+AIM = 0.35  # the product's aim: createBooking req/s >= 35% of `{ __typename }`'s
+# Every slot is booked at most once per server set-up (each set-up has its own business).
+assert BOOKING_WARMUP + sum(BOOKING_REQUESTS.values()) <= STAFF * DAYS * STARTS_PER_DAY
+
+RACE_STAFF = 5  # 10 slots: 5 staff x 2 back-to-back starts
+RACE_STARTS = ((10, 0), (10, 30))
+RACE_ATTEMPTS_PER_SLOT = 100
+RACE_IN_FLIGHT = 100
+RACE_DAY_OFFSET = 3  # days from the first bookable day
+
+CREATE_BOOKING = """
+mutation($input: CreateBookingInput!) {
+  createBooking(input: $input) {
+    booking { id reference status start end price { amount currency } staff { id } }
+    errors { code field message }
+  }
+}"""
+ACTIVE = ["PENDING_PAYMENT", "PENDING_CONFIRMATION", "CONFIRMED"]
+
+
+# ---- servers --------------------------------------------------------------------------------
+
+
+@asynccontextmanager
+async def uvicorn_process(database_url: str, extra_env: dict[str, str]) -> AsyncIterator[Server]:
+    """`uvicorn app:app`, one process, on a free loopback port; stopped afterwards."""
+    port = free_port()
+    argv = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "app:app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        "--no-access-log",
+        "--log-level",
+        "warning",
+    ]
+    env = {**os.environ, "DATABASE_URL": database_url, **extra_env}
+    if "REDIS_URL" not in extra_env:
+        env.pop("REDIS_URL", None)
+    with tempfile.TemporaryFile() as log:
+        process = await asyncio.create_subprocess_exec(
+            *argv, cwd=ROOT, env=env, stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log
+        )
+        server = Server(f"http://127.0.0.1:{port}", process.pid, log)
+        try:
+            await wait_ready(server, process)
+            yield server
+        finally:
+            if process.returncode is None:
+                process.terminate()
+                try:
+                    await asyncio.wait_for(process.wait(), timeout=15)
+                except TimeoutError:
+                    process.kill()
+                    await process.wait()
+            server.log = server.log_text()
+
+
+@dataclass(slots=True)
+class Setup:
+    label: str
+    servers: list[Server]
+    redis_prefix: str | None = None
+
+
+@asynccontextmanager
+async def running_setup(database_url: str, processes: int) -> AsyncIterator[Setup]:
+    async with AsyncExitStack() as stack:
+        if processes == 1:
+            server = await stack.enter_async_context(uvicorn_process(database_url, {}))
+            yield Setup("1 process", [server])
+            return
+        prefix = f"bench-{uuid.uuid4()}:"
+        env = {"REDIS_URL": REDIS_URL, "REDIS_PREFIX": prefix}
+        servers = [
+            await stack.enter_async_context(uvicorn_process(database_url, env))
+            for _ in range(processes)
+        ]
+        yield Setup(f"{processes} processes + Redis", servers, prefix)
+
+
+class Clients:
+    """`users` concurrent clients, each with one keep-alive connection per server (an
+    httpx.AsyncClient limited to one connection); request i goes to server i mod n.
+
+    One client per user rather than one shared client with `users` connections:
+    httpcore scans its whole pool on every request, which at 32 connections costs the
+    client process ~3.6 ms of CPU per request instead of ~0.9 ms, on the CPUs the
+    server needs (see encode/httpx#3215)."""
+
+    def __init__(self, servers: Sequence[Server], users: int) -> None:
+        limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+        self.users = [
+            [httpx.AsyncClient(base_url=s.base_url, timeout=120, limits=limits) for s in servers]
+            for _ in range(users)
+        ]
+
+    async def post(self, user: int, i: int, body: bytes, headers: dict[str, str]) -> httpx.Response:
+        http = self.users[user][i % len(self.users[user])]
+        return await http.post("/graphql", content=body, headers=headers)
+
+    async def aclose(self) -> None:
+        for user in self.users:
+            for http in user:
+                await http.aclose()
+
+
+@dataclass(frozen=True, slots=True)
+class Cpu:
+    """CPU seconds (user + system) used by the server process(es), by PostgreSQL's
+    backends serving the bench database, and by this client process."""
+
+    server: float
+    postgres: float
+    client: float
+    backends: frozenset[int] = frozenset()  # PostgreSQL backends alive at the reading
+    # A difference of readings between which backends came or went: the CPU of a
+    # backend that closed before the second reading is (partly) missing.
+    postgres_partial: bool = False
+
+    def __sub__(self, other: Cpu) -> Cpu:
+        return Cpu(
+            self.server - other.server,
+            self.postgres - other.postgres,
+            self.client - other.client,
+            postgres_partial=self.backends != other.backends,
+        )
+
+    def per_request(self, requests: int) -> Cpu:
+        return Cpu(
+            self.server * 1000 / requests,
+            self.postgres * 1000 / requests,
+            self.client * 1000 / requests,
+            postgres_partial=self.postgres_partial,
+        )
+
+
+def cpu_seconds(process: psutil.Process) -> float:
+    times = process.cpu_times()
+    return float(times.user + times.system)
+
+
+class CpuMeter:
+    def __init__(self, servers: Sequence[Server], database_url: str) -> None:
+        self.servers = [psutil.Process(s.pid) for s in servers]
+        self.database = urlsplit(database_url).path.lstrip("/")
+        self.me = psutil.Process()
+        self.seen: dict[int, float] = {}  # backend pid -> CPU seconds at the last reading
+
+    def _postgres(self) -> tuple[float, frozenset[int]]:
+        """CPU of the backends ever seen connected to the bench database (at their last
+        reading; a backend that appeared since the previous reading counts from zero),
+        and the backends alive now."""
+        alive: set[int] = set()
+        for process in psutil.process_iter(["name", "cmdline"]):
+            try:
+                if process.info["name"] != "postgres":
+                    continue
+                if self.database not in " ".join(process.info["cmdline"] or ()):
+                    continue
+                self.seen[process.pid] = cpu_seconds(process)
+                alive.add(process.pid)
+            except psutil.Error:
+                continue
+        return sum(self.seen.values()), frozenset(alive)
+
+    def read(self) -> Cpu:
+        postgres, alive = self._postgres()
+        server = sum(cpu_seconds(p) for p in self.servers)
+        return Cpu(server, postgres, cpu_seconds(self.me), alive)
+
+
+# ---- seeding --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Business:
+    service_id: str
+    staff_ids: list[str]
+
+
+async def create_business(api: Api, token: str, staff_count: int) -> Business:
+    slug = f"bench-{uuid.uuid4().hex[:10]}"
+    org_input = {"name": "Bench Clinic", "slug": slug, "timeZone": ZONE, "currency": "EUR"}
+    org = await api.mutate(CREATE_ORG, "createOrganization", org_input, token)
+    org_id: str = org["organization"]["id"]
+    service = await api.mutate(
+        CREATE_SERVICE, "createService", {"organizationId": org_id, **SERVICE}, token
+    )
+    service_id: str = service["service"]["id"]
+
+    async def add(i: int) -> str:
+        member = {"organizationId": org_id, "name": f"Staff {i:02d}", "serviceIds": [service_id]}
+        added = await api.mutate(ADD_STAFF, "addStaff", member, token)
+        staff_id: str = added["staff"]["id"]
+        await api.mutate(SET_WEEK, "setWeeklySchedule", {"staffId": staff_id, "hours": WEEK}, token)
+        return staff_id
+
+    staff_ids = [await add(i) for i in range(staff_count)]  # in order: stable names
+    return Business(service_id, staff_ids)
+
+
+async def sign_up_customers(api: Api, count: int) -> list[str]:
+    """Access tokens of `count` new customers (a few at a time: argon2 is the cost)."""
+    tokens: list[str] = []
+    run = uuid.uuid4().hex[:8]
+    for first in range(0, count, 8):
+        batch = [
+            api.mutate(
+                SIGN_UP,
+                "signUp",
+                {
+                    "email": f"bench-{run}-{i}@example.com",
+                    "password": "a long enough passphrase",
+                    "name": f"Customer {i}",
+                },
+            )
+            for i in range(first, min(first + 8, count))
+        ]
+        tokens.extend(p["accessToken"] for p in await asyncio.gather(*batch))
+    return tokens
+
+
+def local_start(day: date, minutes: int) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=BERLIN) + timedelta(minutes=minutes)
+
+
+def booking_body(service_id: str, staff_id: str, start: datetime) -> bytes:
+    return request_body(
+        CREATE_BOOKING,
+        {
+            "input": {
+                "serviceId": service_id,
+                "staffId": staff_id,
+                "start": rfc3339(start),
+                "idempotencyKey": uuid.uuid4().hex,
+            }
+        },
+    )
+
+
+def free_slot_bodies(business: Business, first_day: date) -> Iterator[bytes]:
+    """One body per distinct slot of the pool, ordered so that consecutive requests
+    name different staff members (then different days, then different starts)."""
+    for i in range(STAFF * DAYS * STARTS_PER_DAY):
+        staff, rest = i % STAFF, i // STAFF
+        day, start = rest % DAYS, rest // DAYS
+        when = local_start(first_day + timedelta(days=day), OPEN * 60 + 30 * start)
+        yield booking_body(business.service_id, business.staff_ids[staff], when)
+
+
+# ---- measuring ------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Outcomes:
+    """What came back, request by request."""
+
+    latencies: list[float] = field(default_factory=list)  # seconds
+    booked: list[str] = field(default_factory=list)  # booking ids
+    codes: Counter[str] = field(default_factory=Counter)  # payload error codes
+    samples: dict[str, str] = field(default_factory=dict)  # one example per kind of failure
+    top_level: int = 0  # answers with top-level GraphQL errors
+    http_5xx: int = 0
+    http_other: int = 0
+    transport: int = 0  # no answer at all
+
+    def unexpected(self, allowed: frozenset[str] = frozenset()) -> int:
+        payload = sum(n for code, n in self.codes.items() if code not in allowed)
+        return payload + self.top_level + self.http_5xx + self.http_other + self.transport
+
+    def note(self, kind: str, detail: str) -> None:
+        self.samples.setdefault(kind, detail[:600])
+
+
+def record(outcomes: Outcomes, response: httpx.Response | BaseException, field_name: str) -> None:
+    if isinstance(response, BaseException):
+        outcomes.transport += 1
+        outcomes.note(f"transport {type(response).__name__}", repr(response))
+        return
+    if response.status_code >= 500:
+        outcomes.http_5xx += 1
+        outcomes.note(f"HTTP {response.status_code}", response.text)
+        return
+    if response.status_code != 200:
+        outcomes.http_other += 1
+        outcomes.note(f"HTTP {response.status_code}", response.text)
+        return
+    answer: dict[str, Any] = orjson.loads(response.content)
+    if answer.get("errors"):
+        outcomes.top_level += 1
+        codes = sorted({str(e.get("extensions", {}).get("code")) for e in answer["errors"]})
+        outcomes.note(f"top-level {','.join(codes)}", response.text)
+        return
+    data = answer["data"][field_name]
+    if field_name == "__typename":
+        return
+    if data["errors"]:
+        for error in data["errors"]:
+            outcomes.codes[error["code"]] += 1
+            outcomes.note(error["code"], orjson.dumps(error).decode())
+    else:
+        outcomes.booked.append(data["booking"]["id"])
+
+
+async def fire(
+    clients: Clients,
+    requests: Sequence[tuple[bytes, dict[str, str]]],
+    concurrency: int,
+    field_name: str,
+) -> tuple[Outcomes, float]:
+    """Every request, `concurrency` in flight (one per user); the outcomes and the wall
+    time from the first request sent to the last response."""
+    assert concurrency <= len(clients.users)
+    outcomes = Outcomes()
+    responses: list[httpx.Response | BaseException] = []
+    queue = iter(enumerate(requests))
+
+    async def worker(user: int) -> None:
+        for i, (body, headers) in queue:  # shared: each request is taken once
+            started = time.perf_counter()
+            try:
+                response: httpx.Response | BaseException = await clients.post(
+                    user, i, body, headers
+                )
+            except httpx.HTTPError as error:
+                response = error
+            outcomes.latencies.append(time.perf_counter() - started)
+            responses.append(response)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker(user) for user in range(concurrency)))
+    elapsed = time.perf_counter() - started
+    for response in responses:  # parsed outside the timed part
+        record(outcomes, response, field_name)
+    return outcomes, elapsed
+
+
+@dataclass(frozen=True, slots=True)
+class Phase:
+    """One timed batch: throughput, latency and CPU per request."""
+
+    requests: int
+    seconds: float
+    p50: float  # ms
+    p95: float  # ms
+    cpu: Cpu  # per request, in ms
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.seconds
+
+
+def p50_p95(latencies: list[float]) -> tuple[float, float]:
+    cuts = statistics.quantiles(latencies, n=100, method="inclusive")
+    return statistics.median(latencies) * 1000, cuts[94] * 1000
+
+
+async def timed(
+    meter: CpuMeter,
+    clients: Clients,
+    requests: Sequence[tuple[bytes, dict[str, str]]],
+    concurrency: int,
+    field_name: str,
+) -> tuple[Outcomes, Phase]:
+    before = meter.read()
+    outcomes, seconds = await fire(clients, requests, concurrency, field_name)
+    used = meter.read() - before
+    n = len(requests)
+    return outcomes, Phase(n, seconds, *p50_p95(outcomes.latencies), used.per_request(n))
+
+
+@dataclass(frozen=True, slots=True)
+class Level:
+    setup: str
+    clients: int
+    typename: Phase
+    booking: Phase
+
+    @property
+    def ratio(self) -> float:
+        return self.booking.rps / self.typename.rps
+
+
+PLAIN = {**HEADERS}
+
+
+class Profiler:
+    """py-spy recording the first server process while the uncontended createBooking
+    runs at the highest concurrency; off unless --profile names a file. py-spy is not a
+    dependency: `.venv/bin/pip install py-spy` first."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self.process: asyncio.subprocess.Process | None = None
+
+    async def start(self, pid: int) -> None:
+        if self.path is None:
+            return
+        py_spy = Path(sys.executable).with_name("py-spy")
+        argv = [str(py_spy), "record", "--pid", str(pid), "--format", "raw", "--rate", "250"]
+        argv += ["--output", str(self.path), "--nonblocking"]
+        try:
+            self.process = await asyncio.create_subprocess_exec(
+                *argv, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
+            )
+        except FileNotFoundError:
+            print(f"no profile: {py_spy} is not installed", flush=True)
+            self.path = None
+            return
+        await asyncio.sleep(0.5)  # attached before the load starts
+
+    async def stop(self) -> None:
+        if self.process is None:
+            return
+        self.process.send_signal(signal.SIGINT)  # py-spy writes its output and exits
+        _, err = await self.process.communicate()
+        if self.process.returncode:
+            print(f"py-spy failed: {err.decode(errors='replace')[-500:]}", flush=True)
+        else:
+            print(f"  profile written to {self.path}", flush=True)
+        self.process = None
+        self.path = None  # one profile per run
+
+
+async def uncontended(
+    setup: Setup,
+    meter: CpuMeter,
+    bodies: Iterator[bytes],
+    tokens: Sequence[str],
+    profiler: Profiler,
+) -> tuple[list[Level], list[Outcomes]]:
+    auth = [{**PLAIN, "authorization": f"Bearer {t}"} for t in tokens[:POOL]]
+    typename = request_body(TYPENAME)
+    levels: list[Level] = []
+    all_outcomes: list[Outcomes] = []
+    counter = 0
+
+    def bookings(count: int) -> list[tuple[bytes, dict[str, str]]]:
+        nonlocal counter
+        batch = [(next(bodies), auth[(counter + i) % len(auth)]) for i in range(count)]
+        counter += count
+        return batch
+
+    warm = Clients(setup.servers, 4)
+    try:  # the first requests of a process pay for imports, plans, pools
+        warmup, _ = await fire(warm, bookings(BOOKING_WARMUP), 4, "createBooking")
+        all_outcomes.append(warmup)
+    finally:
+        await warm.aclose()
+    for concurrency in LEVELS:
+        clients = Clients(setup.servers, concurrency)
+        try:
+            # Opens the connections and wakes the server up before the timed parts.
+            await fire(clients, [(typename, PLAIN)] * (4 * concurrency), concurrency, "__typename")
+            plain, plain_phase = await timed(
+                meter, clients, [(typename, PLAIN)] * TYPENAME_REQUESTS, concurrency, "__typename"
+            )
+            all_outcomes.append(plain)
+            batch = bookings(BOOKING_REQUESTS[concurrency])
+            if concurrency == max(LEVELS):
+                await profiler.start(setup.servers[0].pid)
+            booked, booking_phase = await timed(meter, clients, batch, concurrency, "createBooking")
+            if concurrency == max(LEVELS):
+                await profiler.stop()
+        finally:
+            await clients.aclose()
+        all_outcomes.append(booked)
+        level = Level(setup.label, concurrency, plain_phase, booking_phase)
+        levels.append(level)
+        print(
+            f"  {setup.label}, {concurrency} clients: __typename {plain_phase.rps:,.0f} req/s, "
+            f"createBooking {booking_phase.rps:,.0f} req/s ({level.ratio:.0%})",
+            flush=True,
+        )
+    return levels, all_outcomes
+
+
+@dataclass(slots=True)
+class Race:
+    setup: str
+    attempts: int
+    phase: Phase  # seconds: first request sent to last response
+    winners: int  # answered with a booking
+    winners_sql: int  # active bookings on the race's slots, counted with SQL
+    per_slot_sql: list[int]
+    claims_sql: int
+    outcomes: Outcomes
+
+    @property
+    def ok(self) -> bool:
+        return (
+            self.winners == 10
+            and self.winners_sql == 10
+            and all(n == 1 for n in self.per_slot_sql)
+            and self.outcomes.unexpected(frozenset({"SLOT_UNAVAILABLE"})) == 0
+        )
+
+
+async def race(
+    setup: Setup,
+    meter: CpuMeter,
+    database_url: str,
+    business: Business,
+    day: date,
+    tokens: Sequence[str],
+) -> Race:
+    slots = [
+        (staff_id, local_start(day, hour * 60 + minute))
+        for staff_id in business.staff_ids
+        for hour, minute in RACE_STARTS
+    ]
+    assert len(slots) == 10
+    auth = [{**PLAIN, "authorization": f"Bearer {t}"} for t in tokens]
+    attempts = [
+        (booking_body(business.service_id, staff_id, start), auth[(i * 7 + n) % len(auth)])
+        for i, (staff_id, start) in enumerate(slots)
+        for n in range(RACE_ATTEMPTS_PER_SLOT)
+    ]
+    random.Random(SEED).shuffle(attempts)
+    clients = Clients(setup.servers, RACE_IN_FLIGHT)
+    try:
+        typename = request_body(TYPENAME)
+        await fire(
+            clients, [(typename, PLAIN)] * (2 * RACE_IN_FLIGHT), RACE_IN_FLIGHT, "__typename"
+        )
+        outcomes, phase = await timed(meter, clients, attempts, RACE_IN_FLIGHT, "createBooking")
+    finally:
+        await clients.aclose()
+
+    staff = [database_key(s) for s in business.staff_ids]
+    starts = [start for _, start in slots]
+    conn = await asyncpg.connect(database_url, timeout=10)
+    try:
+        rows = await conn.fetch(
+            """
+            SELECT staff_id, start_at, count(*) AS n FROM bookings
+            WHERE status = ANY($1::text[]) AND staff_id = ANY($2::uuid[])
+              AND start_at = ANY($3::timestamptz[])
+            GROUP BY staff_id, start_at
+            """,
+            ACTIVE,
+            staff,
+            starts,
+        )
+        claims = await conn.fetchval(
+            "SELECT count(*) FROM claims WHERE resource_id = ANY($1::uuid[])"
+            " AND booking_id IS NOT NULL",
+            staff,
+        )
+    finally:
+        await conn.close()
+    counted = {(r["staff_id"], r["start_at"]): int(r["n"]) for r in rows}
+    per_slot = [counted.get((database_key(s), t), 0) for s, t in slots]
+    return Race(
+        setup.label,
+        len(attempts),
+        phase,
+        len(outcomes.booked),
+        sum(counted.values()),
+        per_slot,
+        int(claims),
+        outcomes,
+    )
+
+
+async def count_bookings(database_url: str, business: Business) -> int:
+    conn = await asyncpg.connect(database_url, timeout=10)
+    try:
+        n = await conn.fetchval(
+            "SELECT count(*) FROM bookings WHERE service_id = $1 AND status = ANY($2::text[])",
+            database_key(business.service_id),
+            ACTIVE,
+        )
+    finally:
+        await conn.close()
+    return int(n)
+
+
+# ---- report ---------------------------------------------------------------------------------
+
+
+def cpu_cell(cpu: Cpu, postgres: bool = True) -> str:
+    if not postgres:
+        return f"{cpu.server:.1f} / {cpu.client:.1f}"
+    at_least = ">=" if cpu.postgres_partial else ""
+    return f"{cpu.server:.1f} / {at_least}{cpu.postgres:.1f} / {cpu.client:.1f}"
+
+
+def throughput_table(levels: Sequence[Level]) -> list[str]:
+    lines = [
+        "| server | clients | `{ __typename }` req/s | p50 ms | p95 ms "
+        "| createBooking req/s | p50 ms | p95 ms | ratio | aim >= 35% "
+        "| CPU ms/req `{ __typename }` (server / client) "
+        "| CPU ms/req createBooking (server / PG / client) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|",
+    ]
+    for lv in levels:
+        plain, booking = lv.typename, lv.booking
+        verdict = "meets" if lv.ratio >= AIM else "misses"
+        lines.append(
+            f"| {lv.setup} | {lv.clients} | {plain.rps:,.0f} | {plain.p50:.1f} | {plain.p95:.1f} "
+            f"| {booking.rps:,.0f} | {booking.p50:.1f} | {booking.p95:.1f} | {lv.ratio:.0%} "
+            f"| {verdict} | {cpu_cell(plain.cpu, postgres=False)} | {cpu_cell(booking.cpu)} |"
+        )
+    return lines
+
+
+def race_table(races: Sequence[Race]) -> list[str]:
+    lines = [
+        "| server | attempts | in flight | settle s | attempts/s | p50 ms | p95 ms "
+        "| winners (answers) | winners (SQL) | SLOT_UNAVAILABLE | other errors | HTTP 5xx "
+        "| CPU ms/attempt (server / PG / client) | verdict |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in races:
+        other = r.outcomes.unexpected(frozenset({"SLOT_UNAVAILABLE"})) - r.outcomes.http_5xx
+        lines.append(
+            f"| {r.setup} | {r.attempts:,} | {RACE_IN_FLIGHT} | {r.phase.seconds:.2f} "
+            f"| {r.phase.rps:,.0f} | {r.phase.p50:.0f} | {r.phase.p95:.0f} | {r.winners} "
+            f"| {r.winners_sql} | {r.outcomes.codes['SLOT_UNAVAILABLE']} | {other} "
+            f"| {r.outcomes.http_5xx} | {cpu_cell(r.phase.cpu)} | {'ok' if r.ok else 'FAILED'} |"
+        )
+    return lines
+
+
+def failures(label: str, outcomes: Outcomes, allowed: frozenset[str]) -> list[str]:
+    if outcomes.unexpected(allowed) == 0:
+        return []
+    counts = {code: n for code, n in outcomes.codes.items() if code not in allowed}
+    lines = [
+        f"{label}: {outcomes.unexpected(allowed)} unexpected answers: payload codes {counts}, "
+        f"top-level {outcomes.top_level}, HTTP 5xx {outcomes.http_5xx}, other HTTP "
+        f"{outcomes.http_other}, no answer {outcomes.transport}"
+    ]
+    lines += [f"  e.g. {kind}: {detail}" for kind, detail in outcomes.samples.items()]
+    return lines
+
+
+# ---- the run --------------------------------------------------------------------------------
+
+
+async def run(processes: Sequence[int], profile: Path | None) -> None:
+    main_task = asyncio.current_task()
+    assert main_task is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main_task.cancel)
+    load = os.getloadavg()[0]
+    print(
+        f"Python {platform.python_version()} ({platform.python_implementation()}), "
+        f"{os.cpu_count()} CPUs shared by the client, the server process(es) and PostgreSQL; "
+        f"1-minute load average before the run: {load:.2f}",
+        flush=True,
+    )
+    first_day = datetime.now(UTC).date() + timedelta(days=2)
+    levels: list[Level] = []
+    races: list[Race] = []
+    notes: list[str] = []
+    logs: list[str] = []
+    profiler = Profiler(profile)
+    async with scratch_database() as database_url:
+        for count in processes:
+            async with running_setup(database_url, count) as setup:
+                pids = ", ".join(str(s.pid) for s in setup.servers)
+                print(f"{setup.label} (pid {pids}); Redis prefix {setup.redis_prefix}", flush=True)
+                seeding = httpx.AsyncClient(base_url=setup.servers[0].base_url, timeout=120)
+                async with seeding:
+                    api = Api(seeding)
+                    started = time.perf_counter()
+                    owner = await api.mutate(
+                        SIGN_UP,
+                        "signUp",
+                        {
+                            "email": f"owner-{uuid.uuid4().hex[:10]}@example.com",
+                            "password": "a long enough passphrase",
+                            "name": "Owner",
+                        },
+                    )
+                    token: str = owner["accessToken"]
+                    pool = await create_business(api, token, STAFF)
+                    arena = await create_business(api, token, RACE_STAFF)
+                    customers = await sign_up_customers(api, CUSTOMERS)
+                    print(f"  seeded in {time.perf_counter() - started:.1f} s", flush=True)
+
+                meter = CpuMeter(setup.servers, database_url)
+                bodies = free_slot_bodies(pool, first_day)
+                measured, outcomes = await uncontended(setup, meter, bodies, customers, profiler)
+                levels += measured
+                booked = sum(len(o.booked) for o in outcomes)
+                in_sql = await count_bookings(database_url, pool)
+                if in_sql != booked:
+                    notes.append(
+                        f"{setup.label}: {booked} bookings answered but {in_sql} in the database"
+                    )
+                for o in outcomes:
+                    notes += failures(f"{setup.label}, uncontended", o, frozenset())
+
+                result = await race(
+                    setup,
+                    meter,
+                    database_url,
+                    arena,
+                    first_day + timedelta(days=RACE_DAY_OFFSET),
+                    customers,
+                )
+                races.append(result)
+                print(
+                    f"  race settled in {result.phase.seconds:.2f} s: {result.winners} winners",
+                    flush=True,
+                )
+                notes += failures(
+                    f"{setup.label}, race", result.outcomes, frozenset({"SLOT_UNAVAILABLE"})
+                )
+                if result.claims_sql != 10:
+                    notes.append(f"{setup.label}, race: {result.claims_sql} claims, not 10")
+            for server in setup.servers:
+                if server.log.strip():
+                    tail = "\n".join(server.log.strip().splitlines()[-20:])
+                    logs.append(f"{setup.label}, pid {server.pid}:\n{tail}")
+
+    total = sum(BOOKING_REQUESTS.values())
+    print()
+    print(
+        f"Uncontended `createBooking` vs `{{ __typename }}`: one machine, {os.cpu_count()} CPUs "
+        "shared by the client, the server process(es), PostgreSQL and Redis "
+        f"(1-minute load average: {load:.2f} before the run, {os.getloadavg()[0]:.2f} after):"
+    )
+    print()
+    print("\n".join(throughput_table(levels)))
+    print()
+    print(
+        f"Each level: {TYPENAME_REQUESTS} `{{ __typename }}` then "
+        f"{' / '.join(str(BOOKING_REQUESTS[c]) for c in LEVELS)} createBooking ({total} in all, "
+        f"after {BOOKING_WARMUP} warm-up); N clients, each with one request in flight and its "
+        "own httpx.AsyncClient holding one keep-alive connection per server process, all in "
+        "one client process; with two server processes requests alternate between them. "
+        "Every booking is signed in (a pool of "
+        f"{POOL} customers), has its own idempotency key and takes a slot nobody else asks "
+        f"for: {STAFF} staff x {DAYS} days x {STARTS_PER_DAY} starts (30-minute one-to-one "
+        "service, 30-minute grid), consecutive requests on different staff members. "
+        "Ratio: createBooking req/s / `{ __typename }` req/s at the same concurrency. "
+        "CPU ms/req: CPU time (user + system) used during the batch by the server "
+        "process(es), by the PostgreSQL backends of the bench database and by the client "
+        "process, divided by the requests; `>=` marks a batch during which the server "
+        "opened or closed PostgreSQL connections (its pool overflowing), whose backends' "
+        "CPU is partly missed."
+    )
+    print()
+    print("The race:")
+    print()
+    print("\n".join(race_table(races)))
+    print()
+    print(
+        f"{RACE_ATTEMPTS_PER_SLOT * 10:,} createBooking attempts on 10 one-to-one slots "
+        f"({RACE_STAFF} staff x 2 back-to-back starts, {RACE_ATTEMPTS_PER_SLOT} attempts "
+        f"each), shuffled, {RACE_IN_FLIGHT} in flight, from {CUSTOMERS} signed-in customers, "
+        "each attempt with its own idempotency key. Settle: first request sent to last "
+        "response. Winners (SQL): active bookings on those slots counted in PostgreSQL; "
+        "each slot must have exactly one."
+    )
+    if notes:
+        print("\nUnexpected:")
+        print("\n".join(notes))
+    if logs:
+        print("\nserver logs (warnings and errors):")
+        print("\n\n".join(logs))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument(
+        "--processes",
+        default="1,2",
+        help="server set-ups to run, comma-separated process counts (default: 1,2)",
+    )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        help="record the first server with py-spy (raw format) into this file during "
+        f"uncontended createBooking at {max(LEVELS)} clients",
+    )
+    args = parser.parse_args()
+    processes = [int(p) for p in args.processes.split(",") if p.strip()]
+    if not processes or any(p not in (1, 2) for p in processes):
+        parser.error("--processes takes 1, 2 or 1,2")
+    try:
+        asyncio.run(run(processes, args.profile))
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        sys.exit("interrupted: the bench database was dropped and the servers stopped")
+
+
+if __name__ == "__main__":
+    main()
