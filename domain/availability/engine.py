@@ -161,7 +161,9 @@ def staff_offers(
     # A working interval lies within one local day, so the dates around the
     # window are enough; widen by one day for zones far from UTC.
     first_day -= timedelta(days=1)
-    offers: list[tuple[int, int]] = []
+    # On the day clocks go back, intervals that touch in wall-clock time overlap in real
+    # time (an end is the later instant, a start the earlier): a start is offered once.
+    offers: dict[int, int] = {}
     for iv_start, iv_end in working_intervals(calendar, first_day, last_day):
         last_start = min(iv_end - duration, hi)
         k = 0 if lo <= iv_start else -(-(lo - iv_start) // step)
@@ -172,11 +174,11 @@ def staff_offers(
                 taken = seats.get(t, 0)
                 if taken == 0:
                     if not _overlaps(busy_starts, busy_ends, a, b):
-                        offers.append((t, rules.capacity))
+                        offers[t] = rules.capacity
                 elif taken < rules.capacity and not _foreign_claim(calendar.claims, rules, t, a, b):
-                    offers.append((t, rules.capacity - taken))
+                    offers[t] = rules.capacity - taken
             t += step
-    return offers
+    return sorted(offers.items())
 
 
 def _foreign_claim(claims: Sequence[Claim], rules: ServiceRules, t: int, a: int, b: int) -> bool:
@@ -189,6 +191,10 @@ def _foreign_claim(claims: Sequence[Claim], rules: ServiceRules, t: int, a: int,
     return False
 
 
+def _ceil_seconds(instant: datetime) -> int:
+    return epoch_seconds(instant) + (1 if instant.microsecond else 0)
+
+
 def find_slots(
     rules: ServiceRules,
     calendars: Sequence[StaffCalendar],
@@ -198,7 +204,11 @@ def find_slots(
     now: datetime,
 ) -> list[Slot]:
     """Every offered start in [window_start, window_end), with who can take it."""
-    ws, we, n = epoch_seconds(window_start), epoch_seconds(window_end), epoch_seconds(now)
+    # Starts are whole seconds: [start, end) holds the same ones as [ceil(start), ceil(end)).
+    ws, we = _ceil_seconds(window_start), _ceil_seconds(window_end)
+    n = epoch_seconds(now)
+    if now.microsecond:  # `n` is rounded down, but no start may come before `now`
+        ws = max(ws, n + 1 + rules.min_notice_minutes * MINUTE)
     org_off = merge(org_time_off)
     by_start: dict[int, list[tuple[str, int]]] = {}
     for calendar in sorted(calendars, key=lambda c: c.staff_id):
