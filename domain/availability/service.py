@@ -6,8 +6,10 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from functools import lru_cache
 
-from sqlalchemy import BigInteger, and_, cast, delete, func, insert, or_, select
+import orjson
+from sqlalchemy import and_, delete, insert, or_, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -516,75 +518,135 @@ async def availability(
     """Offered slots of `service` in [start, end): four SQL statements whatever the
     number of staff or days."""
     check_window(start, end)
-    query = (
-        select(staff)
-        .select_from(staff.join(service_staff, service_staff.c.staff_id == staff.c.id))
-        .where(service_staff.c.service_id == service.id)
-    )
-    if staff_id is not None:
-        query = query.where(staff.c.id == staff_id)
-    members = [_staff(r) for r in (await conn.execute(query)).mappings()]
-    ids = [m.id for m in members]
-    if not ids:
-        return Offer([], {})
-    hours = await weekly_hours_of_staff(conn, ids)
-    # Local dates of the window in any zone lie within a day of its UTC dates.
-    overrides = await overrides_of_staff(
-        conn, ids, (start - timedelta(days=1)).date(), (end + timedelta(days=1)).date()
-    )
     # Buffers reach outside the window: time off there can still block a slot inside.
     reach = timedelta(
         minutes=service.buffer_before_minutes
         + service.buffer_after_minutes
         + service.duration_minutes
     )
+    inputs = await _calendar_inputs(conn, service, staff_id, start, end, reach)
+    members = inputs.members
+    if not members:
+        return Offer([], {})
+    ids = [m.id for m in members]
     claimed = await claims(conn, ids, start - reach, end + reach) if claims else {}
-    per_staff: dict[uuid.UUID, list[tuple[int, int]]] = {i: [] for i in ids}
-    org_off: list[tuple[int, int]] = []
-    for staff_id, off_start, off_end in await _time_off_spans(
-        conn, ids, service.organization_id, start - reach, end + reach
-    ):
-        (org_off if staff_id is None else per_staff[staff_id]).append((off_start, off_end))
     calendars = [
         engine.StaffCalendar(
             staff_id=str(m.id),
             time_zone=m.time_zone,
-            weekly=_weekly(hours[m.id]),
-            overrides={o.date: o.intervals for o in overrides[m.id]},
-            time_off=per_staff[m.id],
+            weekly=inputs.weekly.get(m.id, {}),
+            overrides=inputs.overrides.get(m.id, {}),
+            time_off=inputs.time_off.get(m.id, []),
             claims=claimed.get(m.id, ()),
         )
         for m in members
     ]
-    slots = engine.find_slots(rules_of(service), calendars, org_off, start, end, now)
+    slots = engine.find_slots(rules_of(service), calendars, inputs.org_time_off, start, end, now)
     return Offer(slots, {str(m.id): m for m in members})
 
 
-async def _time_off_spans(
+# Everything the engine needs about the service's staff, in one round trip. Times off
+# arrive as whole epoch seconds (start rounded down, end up): the engine wants plain
+# integers, and PostgreSQL converts thousands of rows faster than Python builds them.
+_CALENDAR_INPUTS = text(
+    """
+WITH members AS (
+    SELECT s.id, s.organization_id, s.name, s.time_zone, s.user_id
+    FROM staff s JOIN service_staff ss ON ss.staff_id = s.id
+    WHERE ss.service_id = :service_id
+      AND (CAST(:staff_id AS uuid) IS NULL OR s.id = CAST(:staff_id AS uuid))
+)
+SELECT
+  (SELECT coalesce(json_agg(json_build_array(
+       m.id, m.organization_id, m.name, m.time_zone, m.user_id)), '[]'::json)
+   FROM members m),
+  (SELECT coalesce(json_agg(json_build_array(
+       w.staff_id, w.weekday, w.start_time, w.end_time)), '[]'::json)
+   FROM working_hours w WHERE w.staff_id IN (SELECT id FROM members)),
+  (SELECT coalesce(json_agg(json_build_array(
+       o.staff_id, o.date, i.start_time, i.end_time)), '[]'::json)
+   FROM date_overrides o
+   LEFT JOIN date_override_intervals i ON i.staff_id = o.staff_id AND i.date = o.date
+   WHERE o.staff_id IN (SELECT id FROM members) AND o.date BETWEEN :first_day AND :last_day),
+  (SELECT coalesce(json_agg(json_build_array(
+       t.staff_id,
+       floor(extract(epoch FROM t.start_at))::bigint,
+       ceil(extract(epoch FROM t.end_at))::bigint)), '[]'::json)
+   FROM time_off t
+   WHERE (t.staff_id IN (SELECT id FROM members)
+          OR (t.organization_id = :org_id AND t.staff_id IS NULL))
+     AND t.start_at < :reach_end AND t.end_at > :reach_start)
+"""
+)
+
+
+@dataclass(slots=True)
+class CalendarInputs:
+    members: list[Staff]
+    weekly: dict[uuid.UUID, dict[int, list[tuple[time, time]]]]
+    overrides: dict[uuid.UUID, dict[date, list[tuple[time, time]]]]
+    time_off: dict[uuid.UUID, list[tuple[int, int]]]
+    org_time_off: list[tuple[int, int]]
+
+
+@lru_cache(maxsize=4096)
+def _time(text_value: str) -> time:
+    return time.fromisoformat(text_value)
+
+
+async def _calendar_inputs(
     conn: AsyncConnection,
-    staff_ids: list[uuid.UUID],
-    org_id: uuid.UUID,
+    service: Service,
+    staff_id: uuid.UUID | None,
     start: datetime,
     end: datetime,
-) -> list[tuple[uuid.UUID | None, int, int]]:
-    """Time off as (staff or None, epoch start, epoch end), widened to whole seconds.
-    The engine wants plain integers; thousands of rows are cheaper converted by
-    PostgreSQL than by building records in Python."""
-    rows = await conn.execute(
-        select(
-            time_off.c.staff_id,
-            cast(func.floor(func.extract("epoch", time_off.c.start_at)), BigInteger),
-            cast(func.ceil(func.extract("epoch", time_off.c.end_at)), BigInteger),
-        ).where(
-            or_(
-                time_off.c.staff_id.in_(staff_ids),
-                and_(time_off.c.organization_id == org_id, time_off.c.staff_id.is_(None)),
-            ),
-            time_off.c.start_at < end,
-            time_off.c.end_at > start,
+    reach: timedelta,
+) -> CalendarInputs:
+    row = (
+        await conn.execute(
+            _CALENDAR_INPUTS,
+            {
+                "service_id": service.id,
+                "staff_id": staff_id,
+                # Local dates of the window in any zone lie within a day of its UTC dates.
+                "first_day": (start - timedelta(days=1)).date(),
+                "last_day": (end + timedelta(days=1)).date(),
+                "org_id": service.organization_id,
+                "reach_start": start - reach,
+                "reach_end": end + reach,
+            },
         )
+    ).one()
+    members_json, hours_json, overrides_json, time_off_json = (
+        v if isinstance(v, list) else orjson.loads(v) for v in row
     )
-    return [(r[0], r[1], r[2]) for r in rows]
+    members = [
+        Staff(
+            id=uuid.UUID(sid),
+            organization_id=uuid.UUID(org),
+            name=name,
+            time_zone=zone_name,
+            user_id=uuid.UUID(user) if user else None,
+        )
+        for sid, org, name, zone_name, user in members_json
+    ]
+    inputs = CalendarInputs(members, {}, {}, {}, [])
+    for sid, weekday, s_time, e_time in hours_json:
+        inputs.weekly.setdefault(uuid.UUID(sid), {}).setdefault(weekday, []).append(
+            (_time(s_time), _time(e_time))
+        )
+    for sid, day, s_time, e_time in overrides_json:
+        intervals = inputs.overrides.setdefault(uuid.UUID(sid), {}).setdefault(
+            date.fromisoformat(day), []
+        )
+        if s_time is not None:
+            intervals.append((_time(s_time), _time(e_time)))
+    for sid, off_start, off_end in time_off_json:
+        if sid is None:
+            inputs.org_time_off.append((off_start, off_end))
+        else:
+            inputs.time_off.setdefault(uuid.UUID(sid), []).append((off_start, off_end))
+    return inputs
 
 
 def rules_of(service: Service) -> engine.ServiceRules:
@@ -598,10 +660,3 @@ def rules_of(service: Service) -> engine.ServiceRules:
         max_advance_days=service.max_advance_days,
         capacity=service.capacity,
     )
-
-
-def _weekly(hours: list[WorkingHours]) -> dict[int, list[tuple[time, time]]]:
-    out: dict[int, list[tuple[time, time]]] = {}
-    for h in hours:
-        out.setdefault(h.weekday, []).append((h.start, h.end))
-    return out

@@ -47,39 +47,45 @@ async def take_seat(
     before = timedelta(minutes=service.buffer_before_minutes)
     after = timedelta(minutes=service.buffer_after_minutes)
     period = func.tstzrange(start - before, end + after, "[)")
-    # An expired hold blocks nothing: clear the ones in the way, in this transaction.
-    await conn.execute(
-        delete(claims).where(
-            claims.c.resource_id == resource_id,
-            claims.c.period.op("&&")(period),
-            claims.c.expires_at <= now,
-        )
-    )
     key = session_key(service.id, start)
-    for seat in range(1, service.capacity + 1):
-        claimed = await conn.scalar(
-            pg_insert(claims)
-            .values(
-                id=uuid7(),
-                resource_id=resource_id,
-                service_id=service.id,
-                start_at=start,
-                end_at=end,
-                buffer_before_minutes=service.buffer_before_minutes,
-                buffer_after_minutes=service.buffer_after_minutes,
-                period=period,
-                session_key=key,
-                seat=seat,
-                capacity=service.capacity,
-                booking_id=booking_id,
-                hold_id=hold_id,
-                expires_at=expires_at,
+    values = {
+        "resource_id": resource_id,
+        "service_id": service.id,
+        "start_at": start,
+        "end_at": end,
+        "buffer_before_minutes": service.buffer_before_minutes,
+        "buffer_after_minutes": service.buffer_after_minutes,
+        "period": period,
+        "session_key": key,
+        "capacity": service.capacity,
+        "booking_id": booking_id,
+        "hold_id": hold_id,
+        "expires_at": expires_at,
+    }
+    for attempt in range(2):
+        for seat in range(1, service.capacity + 1):
+            claimed = await conn.scalar(
+                pg_insert(claims)
+                .values(id=uuid7(), seat=seat, **values)
+                .on_conflict_do_nothing()
+                .returning(claims.c.id)
             )
-            .on_conflict_do_nothing()
-            .returning(claims.c.id)
-        )
-        if claimed is not None:
-            return True
+            if claimed is not None:
+                return True
+        if attempt == 0:
+            # An expired hold blocks nothing: clear the ones in the way (in this
+            # transaction) and try once more. Rare, so not done up front.
+            cleared = await conn.execute(
+                delete(claims)
+                .where(
+                    claims.c.resource_id == resource_id,
+                    claims.c.period.op("&&")(period),
+                    claims.c.expires_at <= now,
+                )
+                .returning(claims.c.id)
+            )
+            if not cleared.first():
+                return False
     return False
 
 

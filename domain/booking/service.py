@@ -295,15 +295,15 @@ async def roles_of(
 
 
 async def _claim_key(
-    conn: AsyncConnection, scope: str, key: str, fingerprint: bytes
+    conn: AsyncConnection, scope: str, key: str, fingerprint: bytes, booking_id: uuid.UUID
 ) -> uuid.UUID | None:
     """Registers the key for this transaction's booking, or returns the booking an
     earlier request with the same key made. A concurrent request with the same key
     waits here for the first to commit (the primary key's index), so one key makes
-    one booking however many copies race."""
+    one booking however many copies race. A failed attempt rolls its key back."""
     inserted = await conn.scalar(
         pg_insert(idempotency_keys)
-        .values(scope=scope, key=key, request_hash=fingerprint)
+        .values(scope=scope, key=key, request_hash=fingerprint, booking_id=booking_id)
         .on_conflict_do_nothing()
         .returning(idempotency_keys.c.key)
     )
@@ -324,14 +324,6 @@ async def _claim_key(
         )
     assert row.booking_id is not None
     return uuid.UUID(str(row.booking_id))
-
-
-async def _bind_key(conn: AsyncConnection, scope: str, key: str, booking_id: uuid.UUID) -> None:
-    await conn.execute(
-        update(idempotency_keys)
-        .where(idempotency_keys.c.scope == scope, idempotency_keys.c.key == key)
-        .values(booking_id=booking_id)
-    )
 
 
 def _check_request(request: BookingRequest, viewer: uuid.UUID | None) -> None:
@@ -493,9 +485,16 @@ async def _claim_slot(
     offered = await offer_at(conn, service, start, staff_id, now)
     if not offered:
         raise _refusal(service, start, now)
+    candidates = [c for c in candidates if c in offered]
+    if len(candidates) == 1:
+        # One candidate: a refusal fails the whole transaction, no savepoint needed.
+        await before_claim(candidates[0])
+        if not await claim_store.take_seat(
+            conn, candidates[0], service, start, now, **claim_kwargs
+        ):
+            raise _taken()
+        return candidates[0]
     for candidate in candidates:
-        if candidate not in offered:
-            continue
         try:
             async with conn.begin_nested():
                 await before_claim(candidate)
@@ -547,14 +546,15 @@ async def _create_booking(
     scope = f"user:{viewer}" if viewer else f"guest:{guest.email.strip().lower() if guest else ''}"
     async with engine.begin() as conn:
         service, org = await _service_and_org(conn, request.service_id, "input.serviceId")
+        booking_id = uuid7()
         earlier = await _claim_key(
-            conn, scope, request.idempotency_key, request.fingerprint(viewer)
+            conn, scope, request.idempotency_key, request.fingerprint(viewer), booking_id
         )
         if earlier is not None:
             existing = await _load_booking(conn, earlier)
             assert existing is not None
             return BookingResult(existing, None)
-        booking_id = uuid7()
+        created: list[Booking] = []
         token, token_hash = new_manage_token() if guest else (None, None)
         status = (
             BookingStatus.PENDING_CONFIRMATION
@@ -564,7 +564,7 @@ async def _create_booking(
 
         async def insert_booking(staff_id: uuid.UUID) -> None:
             for _ in range(5):  # a reference collision is ~1 in 10^11: retry a few times
-                inserted = await conn.scalar(
+                inserted = await conn.execute(
                     pg_insert(bookings)
                     .values(
                         id=booking_id,
@@ -585,9 +585,11 @@ async def _create_booking(
                         currency=org.currency,
                     )
                     .on_conflict_do_nothing(index_elements=["reference"])
-                    .returning(bookings.c.id)
+                    .returning(*bookings.c)
                 )
-                if inserted is not None:
+                row = inserted.mappings().first()
+                if row is not None:
+                    created.append(_booking(row))
                     return
             raise RuntimeError("could not find a free booking reference")
 
@@ -605,9 +607,7 @@ async def _create_booking(
                 before_claim=insert_booking,
                 claim_kwargs={"booking_id": booking_id},
             )
-        await _bind_key(conn, scope, request.idempotency_key, booking_id)
-        booking = await _load_booking(conn, booking_id)
-        assert booking is not None
+        booking = created[-1]
         await _record_change(conn, booking, _creator(viewer), None)
     return BookingResult(booking, token)
 
@@ -776,7 +776,9 @@ async def _reschedule_booking(
         fingerprint = hashlib.sha256(
             json.dumps([int(start.timestamp()), None if any_staff else str(staff_id)]).encode()
         ).digest()
-        if await _claim_key(conn, f"reschedule:{booking.id}", idempotency_key, fingerprint):
+        if await _claim_key(
+            conn, f"reschedule:{booking.id}", idempotency_key, fingerprint, booking.id
+        ):
             return booking  # a replay: the move was made already
         actor = check_reschedule(booking.status, roles)
         service, org = await _service_and_org(conn, booking.service_id, "input.bookingId")
@@ -808,7 +810,6 @@ async def _reschedule_booking(
             claim_kwargs={"booking_id": booking.id},
             also_lock=[booking.staff_id],
         )
-        await _bind_key(conn, f"reschedule:{booking.id}", idempotency_key, booking.id)
         moved = await _load_booking(conn, booking.id)
         assert moved is not None
         await _record_change(conn, moved, actor, "rescheduled")
