@@ -203,11 +203,15 @@ async def offer_at(
     return {}
 
 
+def _outside_window(service: Service, start: datetime, now: datetime) -> bool:
+    return start < now + timedelta(minutes=service.min_notice_minutes) or start > now + timedelta(
+        days=service.max_advance_days
+    )
+
+
 def _refusal(service: Service, start: datetime, now: datetime) -> DomainError:
     """Why a start that is not offered was refused."""
-    if start < now + timedelta(minutes=service.min_notice_minutes) or start > now + timedelta(
-        days=service.max_advance_days
-    ):
+    if _outside_window(service, start, now):
         return DomainError(
             ErrorCode.OUTSIDE_BOOKING_WINDOW,
             "This time is too soon or too far ahead to book.",
@@ -470,6 +474,10 @@ async def _claim_slot(
         if not offered:
             raise _refusal(service, start, now)
         candidates = await _fairest_first(conn, list(offered), start, org.time_zone)
+    if _outside_window(service, start, now):
+        # Known without the database: refuse before taking a lease that would turn a
+        # valid concurrent request for this staff member and start away.
+        raise _refusal(service, start, now)
     exclusive = service.capacity == 1  # seats of a group session do not race each other
     if exclusive:
         # Lease the first candidate free on the fast path, not all of them, so that
