@@ -25,7 +25,7 @@ from schema.booking import (
     HoldSlotInput,
     RescheduleBookingInput,
 )
-from schema.catalog import MAX_FIRST, page_info, viewer_role
+from schema.catalog import page_info, page_size, viewer_role
 from schema.common import UserError, decode_cursor, encode_cursor
 from schema.context import Info, forbidden, invalid_argument
 
@@ -154,9 +154,7 @@ async def booking_by_id(
     return Booking.of(found) if found else None
 
 
-def _booking_page_args(first: int, after: str | None) -> tuple[datetime, uuid.UUID] | None:
-    if first < 0 or first > MAX_FIRST:
-        raise invalid_argument("`first` must be between 0 and 100.", "first")
+def _booking_page_args(after: str | None) -> tuple[datetime, uuid.UUID] | None:
     if after is None:
         return None
     try:
@@ -180,15 +178,16 @@ def _connection(page: booking.Page, after_given: bool) -> BookingConnection:
 
 async def my_bookings(
     info: Info,
-    first: int = 20,
+    first: int | None = 20,
     after: str | None = None,
     status: list[BookingStatus] | None = None,
 ) -> BookingConnection:
     viewer = info.context.require_viewer()
-    cursor = _booking_page_args(first, after)
+    count = page_size(first, 20)
+    cursor = _booking_page_args(after)
     async with info.context.read() as conn:
         page = await booking.bookings_page(
-            conn, first=first, after=cursor, customer_id=viewer, statuses=status
+            conn, first=count, after=cursor, customer_id=viewer, statuses=status
         )
     return _connection(page, cursor is not None)
 
@@ -196,7 +195,7 @@ async def my_bookings(
 async def organization_bookings(
     info: Info,
     organization_id: uuid.UUID,
-    first: int,
+    first: int | None,
     after: str | None,
     start: datetime | None,
     end: datetime | None,
@@ -207,14 +206,15 @@ async def organization_bookings(
     role = await viewer_role(info, organization_id)
     if role is None:
         raise forbidden("Only members of the organization see its bookings.")
-    cursor = _booking_page_args(first, after)
+    count = page_size(first, 50)
+    cursor = _booking_page_args(after)
     async with info.context.read() as conn:
         staff_ids = None
         if role not in MANAGERS:
             staff_ids = await availability.staff_ids_of_user(conn, viewer)
         page = await booking.bookings_page(
             conn,
-            first=first,
+            first=count,
             after=cursor,
             organization_id=organization_id,
             staff_ids=staff_ids,

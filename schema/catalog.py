@@ -23,7 +23,17 @@ if TYPE_CHECKING:
 MAX_FIRST = 100
 
 
-def page_args(first: int, after: str | None) -> tuple[int, uuid.UUID | None]:
+def page_size(first: int | None, default: int) -> int:
+    """`first` as the contract allows it: null means the default, at most 100."""
+    if first is None:
+        return default
+    if first < 0 or first > MAX_FIRST:
+        raise invalid_argument("`first` must be between 0 and 100.", "first")
+    return first
+
+
+def page_args(first: int | None, after: str | None) -> tuple[int, uuid.UUID | None]:
+    first = page_size(first, 50)
     if first < 0 or first > MAX_FIRST:
         raise invalid_argument("`first` must be between 0 and 100.", "first")
     try:
@@ -63,7 +73,7 @@ class Organization(Node):
 
     @strawberry.field
     async def services(
-        self, info: Info, first: int = 50, after: str | None = None
+        self, info: Info, first: int | None = 50, after: str | None = None
     ) -> ServiceConnection:
         count, key = page_args(first, after)
         async with info.context.read() as conn:
@@ -77,7 +87,9 @@ class Organization(Node):
         )
 
     @strawberry.field
-    async def staff(self, info: Info, first: int = 50, after: str | None = None) -> StaffConnection:
+    async def staff(
+        self, info: Info, first: int | None = 50, after: str | None = None
+    ) -> StaffConnection:
         count, key = page_args(first, after)
         async with info.context.read() as conn:
             rows = await availability.staff_page(conn, self.record.id, count, key)
@@ -93,7 +105,7 @@ class Organization(Node):
     async def bookings(
         self,
         info: Info,
-        first: int = 50,
+        first: int | None = 50,
         after: str | None = None,
         start: datetime | None = None,
         end: datetime | None = None,

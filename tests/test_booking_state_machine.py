@@ -1244,14 +1244,6 @@ class ParkingLock(LocalSlotLock):
         return token
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG: a one-to-one request for a given staff member takes the fast-path lease "
-    "before the rules are checked (only the booking window is checked first), so a request "
-    "the rules refuse anyway turns a valid one for that staff member and start away with "
-    "SLOT_UNAVAILABLE",
-)
 def test_a_refused_request_does_not_turn_away_a_valid_one(world: World) -> None:
     """Staff member A has a "one" booking at 09:15 (blocked until 09:55 with its buffer).
     At the same moment Ann asks for "assess" at 10:00 with A, whose 15-minute buffer before

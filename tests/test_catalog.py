@@ -456,3 +456,12 @@ async def test_staff_list_with_related_fields_costs_constant_sql(
     # staff of services, staff, services of staff, services, weekly hours, overrides,
     # memberships (time off is members-only), time off.
     assert counts == [11, 11], server.counter.statements
+
+
+async def test_first_null_means_the_default(gql: GraphQLClient) -> None:
+    biz = await create_business(gql, staff_count=2)
+    data = await gql.data(
+        "query($s: String!) { organization(slug: $s) { staff(first: null) { edges { cursor } } } }",
+        {"s": biz.slug},
+    )
+    assert len(data["organization"]["staff"]["edges"]) == 2

@@ -467,17 +467,17 @@ async def _claim_slot(
     """Checks the rules at commit time, picks the staff member, claims the seat: the
     chosen staff member's id, or an error. Only the exclusion constraint decides; the
     fast-path lock and the resource lock only keep racers from piling up."""
-    if staff_id is not None:
-        candidates = [staff_id]
-    else:
-        offered = await offer_at(conn, service, start, None, now)
-        if not offered:
-            raise _refusal(service, start, now)
-        candidates = await _fairest_first(conn, list(offered), start, org.time_zone)
-    if _outside_window(service, start, now):
-        # Known without the database: refuse before taking a lease that would turn a
-        # valid concurrent request for this staff member and start away.
+    # The rules first, the lease after: a request they refuse anyway (outside the
+    # window, off the grid, in another booking's buffer) must not hold a lease that
+    # turns a valid concurrent request for this staff member and start away.
+    offered = await offer_at(conn, service, start, staff_id, now)
+    if not offered:
         raise _refusal(service, start, now)
+    candidates = (
+        [staff_id]
+        if staff_id is not None
+        else await _fairest_first(conn, list(offered), start, org.time_zone)
+    )
     exclusive = service.capacity == 1  # seats of a group session do not race each other
     if exclusive:
         # Lease the first candidate free on the fast path, not all of them, so that
