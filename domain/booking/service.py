@@ -11,7 +11,8 @@ import hmac
 import json
 import secrets
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -367,30 +368,11 @@ async def hold_slot(
     any_staff: bool,
     now: datetime,
 ) -> Hold:
-    leases = Leases(lock)
-    try:
-        return await _hold_slot(
-            engine, leases, policy, viewer, service_id, start, staff_id, any_staff, now
-        )
-    finally:
-        # After the commit (or the rollback): racers wait until the claim is visible.
-        await leases.release()
-
-
-async def _hold_slot(
-    engine: AsyncEngine,
-    leases: Leases,
-    policy: Policy,
-    viewer: uuid.UUID | None,
-    service_id: uuid.UUID | None,
-    start: datetime,
-    staff_id: uuid.UUID | None,
-    any_staff: bool,
-    now: datetime,
-) -> Hold:
     if staff_id is None and not any_staff:
         raise DomainError(ErrorCode.NOT_FOUND, "No such staff member.", "input.staffId")
-    async with engine.begin() as conn:
+    # The lease is released after the commit (or the rollback): racers wait until
+    # the claim is visible.
+    async with _leased(lock) as leases, engine.begin() as conn:
         service, org = await _service_and_org(conn, service_id, "input.serviceId")
         hold_id = uuid7()
         expires = now + policy.hold_time(org)
@@ -442,6 +424,15 @@ class Leases:
         for key, token in self.held:
             await self.lock.release(key, token)
         self.held.clear()
+
+
+@asynccontextmanager
+async def _leased(lock: SlotLock) -> AsyncIterator[Leases]:
+    leases = Leases(lock)
+    try:
+        yield leases
+    finally:
+        await leases.release()
 
 
 ClaimStep = Callable[[uuid.UUID], Awaitable[None]]
@@ -533,26 +524,12 @@ async def create_booking(
     request: BookingRequest,
     now: datetime,
 ) -> BookingResult:
-    leases = Leases(lock)
-    try:
-        return await _create_booking(engine, leases, policy, viewer, request, now)
-    finally:
-        # After the commit (or the rollback): racers wait until the claim is visible.
-        await leases.release()
-
-
-async def _create_booking(
-    engine: AsyncEngine,
-    leases: Leases,
-    policy: Policy,
-    viewer: uuid.UUID | None,
-    request: BookingRequest,
-    now: datetime,
-) -> BookingResult:
     _check_request(request, viewer)
     guest = None if viewer is not None else request.guest
     scope = f"user:{viewer}" if viewer else f"guest:{guest.email.strip().lower() if guest else ''}"
-    async with engine.begin() as conn:
+    # The lease is released after the commit (or the rollback): racers wait until
+    # the claim is visible.
+    async with _leased(lock) as leases, engine.begin() as conn:
         service, org = await _service_and_org(conn, request.service_id, "input.serviceId")
         booking_id = uuid7()
         earlier = await _claim_key(
@@ -735,37 +712,6 @@ async def reschedule_booking(
     manage_token: str | None,
     now: datetime,
 ) -> Booking:
-    leases = Leases(lock)
-    try:
-        return await _reschedule_booking(
-            engine,
-            leases,
-            viewer,
-            booking_id,
-            start,
-            staff_id,
-            any_staff,
-            idempotency_key,
-            manage_token,
-            now,
-        )
-    finally:
-        # After the commit (or the rollback): racers wait until the claim is visible.
-        await leases.release()
-
-
-async def _reschedule_booking(
-    engine: AsyncEngine,
-    leases: Leases,
-    viewer: uuid.UUID | None,
-    booking_id: uuid.UUID | None,
-    start: datetime,
-    staff_id: uuid.UUID | None,
-    any_staff: bool,
-    idempotency_key: str,
-    manage_token: str | None,
-    now: datetime,
-) -> Booking:
     """Takes the new slot and frees the old one in one transaction, or changes nothing.
     The booking keeps its id and reference."""
     if not 1 <= len(idempotency_key) <= 200:
@@ -776,7 +722,9 @@ async def _reschedule_booking(
         )
     if staff_id is None and not any_staff:
         raise DomainError(ErrorCode.NOT_FOUND, "No such staff member.", "input.staffId")
-    async with engine.begin() as conn:
+    # The lease is released after the commit (or the rollback): racers wait until
+    # the claim is visible.
+    async with _leased(lock) as leases, engine.begin() as conn:
         booking = await _load_booking(conn, booking_id, for_update=True) if booking_id else None
         roles = await roles_of(conn, booking, viewer, manage_token) if booking else frozenset()
         if booking is None or not roles:
