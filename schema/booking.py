@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 
 import strawberry
@@ -14,6 +15,18 @@ from schema.context import Info
 from schema.identity import User
 
 BookingStatus = strawberry.enum(bk.BookingStatus, name="BookingStatus")
+
+
+async def service_of(info: Info, service_id: uuid.UUID) -> Service:
+    found = await info.context.loaders.services.load(service_id)
+    assert found is not None  # a booking or hold always names an existing service
+    return Service.of(found)
+
+
+async def staff_of(info: Info, staff_id: uuid.UUID) -> Staff:
+    found = await info.context.loaders.staff.load(staff_id)
+    assert found is not None
+    return Staff.of(found)
 
 
 @strawberry.type(name="BookingChange")
@@ -63,15 +76,11 @@ class Booking(Node):
 
     @strawberry.field
     async def service(self, info: Info) -> Service:
-        found = await info.context.loaders.services.load(self.record.service_id)
-        assert found is not None
-        return Service.of(found)
+        return await service_of(info, self.record.service_id)
 
     @strawberry.field
     async def staff(self, info: Info) -> Staff:
-        found = await info.context.loaders.staff.load(self.record.staff_id)
-        assert found is not None
-        return Staff.of(found)
+        return await staff_of(info, self.record.staff_id)
 
     @strawberry.field(description="Null for a guest booking.")  # type: ignore[untyped-decorator]
     async def customer(self, info: Info) -> User | None:
@@ -122,15 +131,11 @@ class Hold:
 
     @strawberry.field
     async def service(self, info: Info) -> Service:
-        found = await info.context.loaders.services.load(self.record.service_id)
-        assert found is not None
-        return Service.of(found)
+        return await service_of(info, self.record.service_id)
 
     @strawberry.field
     async def staff(self, info: Info) -> Staff:
-        found = await info.context.loaders.staff.load(self.record.staff_id)
-        assert found is not None
-        return Staff.of(found)
+        return await staff_of(info, self.record.staff_id)
 
 
 @strawberry.type(name="BookingEdge")
