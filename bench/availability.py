@@ -212,8 +212,11 @@ def free_port() -> int:
 
 
 @asynccontextmanager
-async def running_server(database_url: str) -> AsyncIterator[Server]:
-    """`uvicorn app:app`, one process, on a free loopback port; stopped afterwards."""
+async def running_server(
+    database_url: str, extra_env: dict[str, str] | None = None, *, without_redis: bool = False
+) -> AsyncIterator[Server]:
+    """`uvicorn app:app`, one process, on a free loopback port; stopped afterwards.
+    `without_redis` drops an inherited REDIS_URL (the in-process fast path)."""
     port = free_port()
     argv = [
         sys.executable,
@@ -230,7 +233,9 @@ async def running_server(database_url: str) -> AsyncIterator[Server]:
         "--log-level",
         "warning",
     ]
-    env = {**os.environ, "DATABASE_URL": database_url}
+    env = {**os.environ, "DATABASE_URL": database_url, **(extra_env or {})}
+    if without_redis:
+        env.pop("REDIS_URL", None)
     with tempfile.TemporaryFile() as log:
         process = await asyncio.create_subprocess_exec(
             *argv, cwd=ROOT, env=env, stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log

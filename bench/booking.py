@@ -35,12 +35,11 @@ import random
 import signal
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator, Sequence
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -68,11 +67,10 @@ from bench.availability import (  # noqa: E402
     Api,
     Server,
     database_key,
-    free_port,
     request_body,
     rfc3339,
+    running_server,
     scratch_database,
-    wait_ready,
 )
 
 ZONE = "Europe/Berlin"
@@ -125,45 +123,11 @@ ACTIVE = ["PENDING_PAYMENT", "PENDING_CONFIRMATION", "CONFIRMED"]
 # ---- servers --------------------------------------------------------------------------------
 
 
-@asynccontextmanager
-async def uvicorn_process(database_url: str, extra_env: dict[str, str]) -> AsyncIterator[Server]:
-    """`uvicorn app:app`, one process, on a free loopback port; stopped afterwards."""
-    port = free_port()
-    argv = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "app:app",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        "1",
-        "--no-access-log",
-        "--log-level",
-        "warning",
-    ]
-    env = {**os.environ, "DATABASE_URL": database_url, **extra_env}
-    if "REDIS_URL" not in extra_env:
-        env.pop("REDIS_URL", None)
-    with tempfile.TemporaryFile() as log:
-        process = await asyncio.create_subprocess_exec(
-            *argv, cwd=ROOT, env=env, stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log
-        )
-        server = Server(f"http://127.0.0.1:{port}", process.pid, log)
-        try:
-            await wait_ready(server, process)
-            yield server
-        finally:
-            if process.returncode is None:
-                process.terminate()
-                try:
-                    await asyncio.wait_for(process.wait(), timeout=15)
-                except TimeoutError:
-                    process.kill()
-                    await process.wait()
-            server.log = server.log_text()
+def uvicorn_process(
+    database_url: str, extra_env: dict[str, str]
+) -> AbstractAsyncContextManager[Server]:
+    """The availability bench's server, without an inherited REDIS_URL unless given."""
+    return running_server(database_url, extra_env, without_redis="REDIS_URL" not in extra_env)
 
 
 @dataclass(slots=True)
