@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable
 from datetime import datetime
 
 import strawberry
 
 from domain.availability import service as availability
+from domain.booking import records as bk
 from domain.booking import service as booking
 from domain.booking.records import BookingStatus
 from domain.errors import DomainError
@@ -28,6 +30,14 @@ from schema.booking import (
 from schema.catalog import page_info, page_size, viewer_role
 from schema.common import UserError, decode_cursor, encode_cursor
 from schema.context import Info, forbidden, invalid_argument
+
+
+async def _booking_payload(change: Awaitable[bk.Booking]) -> BookingPayload:
+    """The payload of a mutation that changes one booking: it, or why not."""
+    try:
+        return BookingPayload(booking=Booking.of(await change))
+    except DomainError as error:
+        return BookingPayload(errors=UserError.list_from(error))
 
 
 def _staff(global_id: strawberry.ID | None) -> tuple[uuid.UUID | None, bool]:
@@ -85,8 +95,8 @@ async def create_booking(info: Info, input: CreateBookingInput) -> BookingPayloa
 
 
 async def cancel_booking(info: Info, input: CancelBookingInput) -> BookingPayload:
-    try:
-        changed = await booking.cancel_booking(
+    return await _booking_payload(
+        booking.cancel_booking(
             info.context.engine,
             info.context.viewer_id,
             key_of(input.booking_id, "Booking"),
@@ -94,15 +104,13 @@ async def cancel_booking(info: Info, input: CancelBookingInput) -> BookingPayloa
             input.manage_token,
             info.context.now,
         )
-    except DomainError as error:
-        return BookingPayload(errors=UserError.list_from(error))
-    return BookingPayload(booking=Booking.of(changed))
+    )
 
 
 async def reschedule_booking(info: Info, input: RescheduleBookingInput) -> BookingPayload:
     staff_id, any_staff = _staff(input.staff_id)
-    try:
-        moved = await booking.reschedule_booking(
+    return await _booking_payload(
+        booking.reschedule_booking(
             info.context.engine,
             info.context.slot_lock,
             info.context.viewer_id,
@@ -114,33 +122,27 @@ async def reschedule_booking(info: Info, input: RescheduleBookingInput) -> Booki
             input.manage_token,
             info.context.now,
         )
-    except DomainError as error:
-        return BookingPayload(errors=UserError.list_from(error))
-    return BookingPayload(booking=Booking.of(moved))
+    )
 
 
 async def confirm_booking(info: Info, booking_id: strawberry.ID) -> BookingPayload:
     viewer = info.context.require_viewer()
-    try:
-        changed = await booking.confirm_booking(
+    return await _booking_payload(
+        booking.confirm_booking(
             info.context.engine, viewer, key_of(booking_id, "Booking"), info.context.now
         )
-    except DomainError as error:
-        return BookingPayload(errors=UserError.list_from(error))
-    return BookingPayload(booking=Booking.of(changed))
+    )
 
 
 async def decline_booking(
     info: Info, booking_id: strawberry.ID, reason: str | None = None
 ) -> BookingPayload:
     viewer = info.context.require_viewer()
-    try:
-        changed = await booking.decline_booking(
+    return await _booking_payload(
+        booking.decline_booking(
             info.context.engine, viewer, key_of(booking_id, "Booking"), reason, info.context.now
         )
-    except DomainError as error:
-        return BookingPayload(errors=UserError.list_from(error))
-    return BookingPayload(booking=Booking.of(changed))
+    )
 
 
 async def booking_by_id(

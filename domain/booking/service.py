@@ -792,13 +792,6 @@ async def readable_booking(
     return booking if roles else None
 
 
-async def bookings_by_id(
-    conn: AsyncConnection, ids: Sequence[uuid.UUID]
-) -> dict[uuid.UUID, Booking]:
-    rows = (await conn.execute(select(bookings).where(bookings.c.id.in_(list(ids))))).mappings()
-    return {r["id"]: _booking(r) for r in rows}
-
-
 async def history_of(
     conn: AsyncConnection, booking_ids: Sequence[uuid.UUID]
 ) -> dict[uuid.UUID, list[BookingChange]]:
@@ -863,11 +856,6 @@ async def bookings_page(
     )
     found = [_booking(r) for r in rows]
     return Page(found[:first], len(found) > first)
-
-
-async def hold_by_id(conn: AsyncConnection, hold_id: uuid.UUID) -> Hold | None:
-    row = (await conn.execute(select(holds).where(holds.c.id == hold_id))).mappings().first()
-    return _hold(row) if row else None
 
 
 # ---- the passing of time ------------------------------------------------------------------
