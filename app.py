@@ -22,7 +22,7 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from config import Settings
-from database import create_engine, libpq_url
+from database import create_engine, libpq_url, reader
 from domain.booking import service as booking
 from domain.booking.service import Policy
 from domain.booking.slot_lock import LocalSlotLock, RedisSlotLock
@@ -40,10 +40,11 @@ LATENCY = Histogram("http_request_duration_seconds", "HTTP request latency", ["p
 @asynccontextmanager
 async def lifespan(app: Starlette) -> AsyncIterator[None]:
     settings = Settings.from_env()
-    engine = create_engine(libpq_url(settings))
+    engine = create_engine(libpq_url(settings), pool_size=settings.database_pool_size)
     secret = await users.jwt_secret(engine, settings.jwt_secret)
     app.state.settings = settings
     app.state.engine = engine
+    app.state.reader = reader(engine)
     redis = (
         Redis.from_url(settings.redis_url, socket_timeout=0.25, socket_connect_timeout=0.25)
         if settings.redis_url

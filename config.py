@@ -20,6 +20,9 @@ class Settings:
     jwt_secret: str | None
     data_dir: Path
     redis_prefix: str = "booking:"
+    # PostgreSQL connections each process keeps open. Requests beyond it wait for one:
+    # opening a connection per request under load costs more than the wait.
+    database_pool_size: int = 20
     access_token_minutes: int = 15
     refresh_token_days: int = 30
     jwt_issuer: str = "booking-api"
@@ -38,4 +41,5 @@ class Settings:
             jwt_secret=os.environ.get("JWT_SECRET") or None,
             data_dir=Path(os.environ.get("BOOKING_DATA_DIR", ROOT / ".data")),
             redis_prefix=os.environ.get("REDIS_PREFIX", "booking:"),
+            database_pool_size=int(os.environ.get("DATABASE_POOL_SIZE", "20")),
         )

@@ -83,9 +83,10 @@ class GraphQLEndpoint(GraphQL[Context, None]):
             request=request,
             response=response if isinstance(response, Response) else None,
             engine=state.engine,
+            reader=state.reader,
             signer=state.signer,
             settings=state.settings,
-            loaders=DataLoaders.create(state.engine),
+            loaders=DataLoaders.create(state.reader),
             slot_lock=state.slot_lock,
             policy=state.policy,
         )

@@ -36,15 +36,12 @@ def _next_christmas(today: date) -> date:
 
 
 async def seed(engine: AsyncEngine, settings: Settings) -> Demo:
+    # Before the transaction: it takes a connection of its own.
+    secret = await users.jwt_secret(engine, settings.jwt_secret)
     async with engine.begin() as conn:
         if await users.organization_by_slug(conn, SLUG) is not None:
             return Demo(SLUG, OWNER_EMAIL, OWNER_PASSWORD, created=False)
-        signer = TokenSigner(
-            await users.jwt_secret(engine, settings.jwt_secret),
-            settings.jwt_issuer,
-            settings.jwt_audience,
-            60,
-        )
+        signer = TokenSigner(secret, settings.jwt_issuer, settings.jwt_audience, 60)
         owner_id = await users.user_ids_by_email(conn, OWNER_EMAIL)
         if owner_id is None:
             session = await users.sign_up(

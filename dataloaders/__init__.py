@@ -5,8 +5,8 @@ subscriptions, every event), so nothing cached outlives what it describes."""
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from datetime import date, datetime
+from functools import cached_property
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 from strawberry.dataloader import DataLoader
@@ -28,34 +28,63 @@ from domain.booking.records import BookingChange
 from domain.users.records import Membership, Organization, User
 
 
-@dataclass(frozen=True, slots=True)
 class DataLoaders:
-    users: DataLoader[uuid.UUID, User | None]
-    organizations: DataLoader[uuid.UUID, Organization | None]
-    memberships: DataLoader[uuid.UUID, list[Membership] | None]
-    services: DataLoader[uuid.UUID, Service | None]
-    staff: DataLoader[uuid.UUID, Staff | None]
-    time_off: DataLoader[uuid.UUID, TimeOff | None]
-    staff_ids_of_service: DataLoader[uuid.UUID, list[uuid.UUID] | None]
-    service_ids_of_staff: DataLoader[uuid.UUID, list[uuid.UUID] | None]
-    weekly_hours: DataLoader[uuid.UUID, list[WorkingHours] | None]
-    overrides: DataLoader[tuple[uuid.UUID, date, date], list[DateOverride]]
-    time_off_of_staff: DataLoader[tuple[uuid.UUID, uuid.UUID, datetime, datetime], list[TimeOff]]
-    history: DataLoader[uuid.UUID, list[BookingChange] | None]
+    """The loaders of one request (or one subscription event). Each is made on first
+    use: most requests need two or three of them."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
 
     @classmethod
     def create(cls, engine: AsyncEngine) -> DataLoaders:
-        return cls(
-            users=users_by_id(engine),
-            organizations=organizations_by_id(engine),
-            memberships=memberships_by_user(engine),
-            services=services_by_id(engine),
-            staff=staff_by_id(engine),
-            time_off=time_off_by_id(engine),
-            staff_ids_of_service=staff_ids_by_service(engine),
-            service_ids_of_staff=service_ids_by_staff(engine),
-            weekly_hours=weekly_hours_by_staff(engine),
-            overrides=overrides_by_staff(engine),
-            time_off_of_staff=time_off_by_staff(engine),
-            history=history_by_booking(engine),
-        )
+        return cls(engine)
+
+    @cached_property
+    def users(self) -> DataLoader[uuid.UUID, User | None]:
+        return users_by_id(self._engine)
+
+    @cached_property
+    def organizations(self) -> DataLoader[uuid.UUID, Organization | None]:
+        return organizations_by_id(self._engine)
+
+    @cached_property
+    def memberships(self) -> DataLoader[uuid.UUID, list[Membership] | None]:
+        return memberships_by_user(self._engine)
+
+    @cached_property
+    def services(self) -> DataLoader[uuid.UUID, Service | None]:
+        return services_by_id(self._engine)
+
+    @cached_property
+    def staff(self) -> DataLoader[uuid.UUID, Staff | None]:
+        return staff_by_id(self._engine)
+
+    @cached_property
+    def time_off(self) -> DataLoader[uuid.UUID, TimeOff | None]:
+        return time_off_by_id(self._engine)
+
+    @cached_property
+    def staff_ids_of_service(self) -> DataLoader[uuid.UUID, list[uuid.UUID] | None]:
+        return staff_ids_by_service(self._engine)
+
+    @cached_property
+    def service_ids_of_staff(self) -> DataLoader[uuid.UUID, list[uuid.UUID] | None]:
+        return service_ids_by_staff(self._engine)
+
+    @cached_property
+    def weekly_hours(self) -> DataLoader[uuid.UUID, list[WorkingHours] | None]:
+        return weekly_hours_by_staff(self._engine)
+
+    @cached_property
+    def overrides(self) -> DataLoader[tuple[uuid.UUID, date, date], list[DateOverride]]:
+        return overrides_by_staff(self._engine)
+
+    @cached_property
+    def time_off_of_staff(
+        self,
+    ) -> DataLoader[tuple[uuid.UUID, uuid.UUID, datetime, datetime], list[TimeOff]]:
+        return time_off_by_staff(self._engine)
+
+    @cached_property
+    def history(self) -> DataLoader[uuid.UUID, list[BookingChange] | None]:
+        return history_by_booking(self._engine)

@@ -91,6 +91,11 @@ async def create_booking(info: Info, input: CreateBookingInput) -> BookingPayloa
         )
     except DomainError as error:
         return BookingPayload(errors=UserError.list_from(error))
+    loaders = info.context.loaders
+    if result.service is not None:
+        loaders.services.prime(result.service.id, result.service)
+    if result.staff is not None:
+        loaders.staff.prime(result.staff.id, result.staff)
     return BookingPayload(booking=Booking.of(result.booking), manage_token=result.manage_token)
 
 

@@ -41,6 +41,7 @@ class Context:
     request: Request | WebSocket
     response: Response | None
     engine: AsyncEngine
+    reader: AsyncEngine  # the engine's pool, one statement per transaction
     signer: TokenSigner
     settings: Settings
     loaders: DataLoaders
@@ -57,7 +58,7 @@ class Context:
 
     def read(self) -> AsyncConnection:
         """A connection of its own for one read: sibling resolvers run concurrently."""
-        return self.engine.connect()
+        return self.reader.connect()
 
     def unit_of_work(self) -> AsyncContextManager[AsyncConnection]:
         """One transaction for one mutation."""

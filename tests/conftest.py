@@ -11,6 +11,7 @@ import asyncio
 import os
 import socket
 import uuid
+import weakref
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +24,7 @@ import uvicorn
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from config import ROOT
 
@@ -70,18 +72,40 @@ async def database_url() -> AsyncIterator[str]:
         await admin.close()
 
 
+TRANSACTION_CONTROL = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE")
+
+
 @dataclass
 class StatementCounter:
-    """Counts the SQL statements the server sends while `counting`."""
+    """Counts the SQL statements the server sends while `counting`: those run through
+    SQLAlchemy and those run on asyncpg directly (database.driver), not counting
+    transaction control."""
 
     count: int = 0
     statements: list[str] = field(default_factory=list)
     active: bool = False
 
     def __call__(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        if self.active:
+        self.note(statement)
+
+    def note(self, statement: str) -> None:
+        if self.active and not statement.lstrip().upper().startswith(TRANSACTION_CONTROL):
             self.count += 1
             self.statements.append(statement)
+
+    def attach(self, engine: AsyncEngine) -> None:
+        event.listen(engine.sync_engine, "before_cursor_execute", self)
+
+        def checkout(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+            raw = dbapi_connection.driver_connection
+            if raw not in watched:
+                # asyncpg logs what runs on it directly (not SQLAlchemy's prepared
+                # statements, which the event above counts) after the statement.
+                raw.add_query_logger(lambda query: self.note(query.query))
+                watched.add(raw)
+
+        watched: weakref.WeakSet[Any] = weakref.WeakSet()
+        event.listen(engine.sync_engine, "checkout", checkout)
 
     def start(self) -> None:
         self.count, self.statements, self.active = 0, [], True
@@ -114,7 +138,7 @@ async def server(database_url: str) -> AsyncIterator[Server]:
             task.result()
         await asyncio.sleep(0.02)
     counter = StatementCounter()
-    event.listen(starlette_app.state.engine.sync_engine, "before_cursor_execute", counter)
+    counter.attach(starlette_app.state.engine)
     try:
         yield Server(f"http://127.0.0.1:{port}", counter, starlette_app.state)
     finally:

@@ -9,12 +9,13 @@ from datetime import date, datetime, time, timedelta
 from functools import lru_cache
 
 import orjson
-from sqlalchemy import and_, delete, insert, or_, select, text
+from sqlalchemy import and_, delete, insert, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
+from database import driver
 from domain.availability import engine
 from domain.availability.records import DateOverride, Service, Staff, TimeOff, WorkingHours
 from domain.availability.tables import (
@@ -334,7 +335,9 @@ async def add_time_off(
 async def services_by_id(
     conn: AsyncConnection, ids: Iterable[uuid.UUID]
 ) -> dict[uuid.UUID, Service]:
-    rows = (await conn.execute(select(services).where(services.c.id.in_(list(ids))))).mappings()
+    rows = await (await driver(conn)).fetch(
+        "SELECT * FROM services WHERE id = ANY($1::uuid[])", list(ids)
+    )
     return {row["id"]: _service(row) for row in rows}
 
 
@@ -548,13 +551,11 @@ async def availability(
 # Everything the engine needs about the service's staff, in one round trip. Times off
 # arrive as whole epoch seconds (start rounded down, end up): the engine wants plain
 # integers, and PostgreSQL converts thousands of rows faster than Python builds them.
-_CALENDAR_INPUTS = text(
-    """
+_CALENDAR_INPUTS = """
 WITH members AS (
     SELECT s.id, s.organization_id, s.name, s.time_zone, s.user_id
     FROM staff s JOIN service_staff ss ON ss.staff_id = s.id
-    WHERE ss.service_id = :service_id
-      AND (CAST(:staff_id AS uuid) IS NULL OR s.id = CAST(:staff_id AS uuid))
+    WHERE ss.service_id = $1 AND ($2::uuid IS NULL OR s.id = $2::uuid)
 )
 SELECT
   (SELECT coalesce(json_agg(json_build_array(
@@ -567,17 +568,16 @@ SELECT
        o.staff_id, o.date, i.start_time, i.end_time)), '[]'::json)
    FROM date_overrides o
    LEFT JOIN date_override_intervals i ON i.staff_id = o.staff_id AND i.date = o.date
-   WHERE o.staff_id IN (SELECT id FROM members) AND o.date BETWEEN :first_day AND :last_day),
+   WHERE o.staff_id IN (SELECT id FROM members) AND o.date BETWEEN $3 AND $4),
   (SELECT coalesce(json_agg(json_build_array(
        t.staff_id,
        floor(extract(epoch FROM t.start_at))::bigint,
        ceil(extract(epoch FROM t.end_at))::bigint)), '[]'::json)
    FROM time_off t
    WHERE (t.staff_id IN (SELECT id FROM members)
-          OR (t.organization_id = :org_id AND t.staff_id IS NULL))
-     AND t.start_at < :reach_end AND t.end_at > :reach_start)
+          OR (t.organization_id = $5 AND t.staff_id IS NULL))
+     AND t.start_at < $7 AND t.end_at > $6)
 """
-)
 
 
 @dataclass(slots=True)
@@ -602,21 +602,17 @@ async def _calendar_inputs(
     end: datetime,
     reach: timedelta,
 ) -> CalendarInputs:
-    row = (
-        await conn.execute(
-            _CALENDAR_INPUTS,
-            {
-                "service_id": service.id,
-                "staff_id": staff_id,
-                # Local dates of the window in any zone lie within a day of its UTC dates.
-                "first_day": (start - timedelta(days=1)).date(),
-                "last_day": (end + timedelta(days=1)).date(),
-                "org_id": service.organization_id,
-                "reach_start": start - reach,
-                "reach_end": end + reach,
-            },
-        )
-    ).one()
+    row = await (await driver(conn)).fetchrow(
+        _CALENDAR_INPUTS,
+        service.id,
+        staff_id,
+        # Local dates of the window in any zone lie within a day of its UTC dates.
+        (start - timedelta(days=1)).date(),
+        (end + timedelta(days=1)).date(),
+        service.organization_id,
+        start - reach,
+        end + reach,
+    )
     members_json, hours_json, overrides_json, time_off_json = (
         v if isinstance(v, list) else orjson.loads(v) for v in row
     )

@@ -7,10 +7,10 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import BigInteger, cast, delete, func, or_, select, text
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy import delete, func, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from database import driver
 from domain.availability import engine
 from domain.availability.records import Service
 from domain.booking.tables import claims
@@ -30,6 +30,14 @@ async def lock_resources(conn: AsyncConnection, resource_ids: Sequence[uuid.UUID
         await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
 
 
+_INSERT_CLAIM = """
+INSERT INTO claims (
+    id, resource_id, service_id, start_at, end_at, buffer_before_minutes,
+    buffer_after_minutes, period, session_key, seat, capacity, booking_id, hold_id, expires_at
+) VALUES ($1, $2, $3, $4, $5, $6, $7, tstzrange($8, $9, '[)'), $10, $11, $12, $13, $14, $15)
+ON CONFLICT DO NOTHING RETURNING id"""
+
+
 async def take_seat(
     conn: AsyncConnection,
     resource_id: uuid.UUID,
@@ -46,29 +54,27 @@ async def take_seat(
     end = start + timedelta(minutes=service.duration_minutes)
     before = timedelta(minutes=service.buffer_before_minutes)
     after = timedelta(minutes=service.buffer_after_minutes)
-    period = func.tstzrange(start - before, end + after, "[)")
     key = session_key(service.id, start)
-    values = {
-        "resource_id": resource_id,
-        "service_id": service.id,
-        "start_at": start,
-        "end_at": end,
-        "buffer_before_minutes": service.buffer_before_minutes,
-        "buffer_after_minutes": service.buffer_after_minutes,
-        "period": period,
-        "session_key": key,
-        "capacity": service.capacity,
-        "booking_id": booking_id,
-        "hold_id": hold_id,
-        "expires_at": expires_at,
-    }
+    raw = await driver(conn)
     for attempt in range(2):
         for seat in range(1, service.capacity + 1):
-            claimed = await conn.scalar(
-                pg_insert(claims)
-                .values(id=uuid7(), seat=seat, **values)
-                .on_conflict_do_nothing()
-                .returning(claims.c.id)
+            claimed = await raw.fetchval(
+                _INSERT_CLAIM,
+                uuid7(),
+                resource_id,
+                service.id,
+                start,
+                end,
+                service.buffer_before_minutes,
+                service.buffer_after_minutes,
+                start - before,
+                end + after,
+                key,
+                seat,
+                service.capacity,
+                booking_id,
+                hold_id,
+                expires_at,
             )
             if claimed is not None:
                 return True
@@ -79,7 +85,7 @@ async def take_seat(
                 delete(claims)
                 .where(
                     claims.c.resource_id == resource_id,
-                    claims.c.period.op("&&")(period),
+                    claims.c.period.op("&&")(func.tstzrange(start - before, end + after, "[)")),
                     claims.c.expires_at <= now,
                 )
                 .returning(claims.c.id)
@@ -106,6 +112,15 @@ async def hand_hold_to_booking(
     return moved is not None
 
 
+_LIVE_CLAIMS = """
+SELECT resource_id, service_id,
+       CAST(EXTRACT(epoch FROM start_at) AS bigint), CAST(EXTRACT(epoch FROM end_at) AS bigint),
+       buffer_before_minutes, buffer_after_minutes
+FROM claims
+WHERE resource_id = ANY($1::uuid[]) AND period && tstzrange($2, $3, '[)')
+  AND (expires_at IS NULL OR expires_at > $4)"""
+
+
 async def claims_of(
     conn: AsyncConnection,
     resource_ids: Sequence[uuid.UUID],
@@ -115,20 +130,7 @@ async def claims_of(
 ) -> dict[uuid.UUID, list[engine.Claim]]:
     """Live claims on these resources whose time (buffers included) touches [start, end),
     as the engine's plain data."""
-    rows = await conn.execute(
-        select(
-            claims.c.resource_id,
-            claims.c.service_id,
-            cast(func.extract("epoch", claims.c.start_at), BigInteger),
-            cast(func.extract("epoch", claims.c.end_at), BigInteger),
-            claims.c.buffer_before_minutes,
-            claims.c.buffer_after_minutes,
-        ).where(
-            claims.c.resource_id.in_(resource_ids),
-            claims.c.period.op("&&")(func.tstzrange(start, end, "[)")),
-            or_(claims.c.expires_at.is_(None), claims.c.expires_at > now),
-        )
-    )
+    rows = await (await driver(conn)).fetch(_LIVE_CLAIMS, list(resource_ids), start, end, now)
     out: dict[uuid.UUID, list[engine.Claim]] = {r: [] for r in resource_ids}
     for resource_id, service_id, s, e, before, after in rows:
         out[resource_id].append(engine.Claim(str(service_id), s, e, before, after))

@@ -19,13 +19,13 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, insert, select, tuple_, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from database import driver
 from domain.availability import service as availability
 from domain.availability.engine import Claim
-from domain.availability.records import Service
+from domain.availability.records import Service, Staff
 from domain.booking import claims as claim_store
 from domain.booking.records import ACTIVE, Actor, Booking, BookingChange, BookingStatus, Hold
 from domain.booking.slot_lock import SlotLock
@@ -144,6 +144,10 @@ class BookingRequest:
 class BookingResult:
     booking: Booking
     manage_token: str | None  # only for a guest's new booking, never on a replay
+    # What the booking was made with, read in its transaction: the caller may show them
+    # without reading them again (None on a replay).
+    service: Service | None = None
+    staff: Staff | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,15 +196,15 @@ async def offer_at(
     start: datetime,
     staff_id: uuid.UUID | None,
     now: datetime,
-) -> dict[uuid.UUID, int]:
-    """Who can take `service` at exactly `start` now, with their seats left: the very
-    function that draws the slots customers see."""
+) -> dict[uuid.UUID, Staff]:
+    """Who can take `service` at exactly `start` now: the very function that draws the
+    slots customers see."""
     offer = await availability.availability(
         conn, service, start, start + timedelta(seconds=1), staff_id, now, claims_loader(now)
     )
     for slot in offer.slots:
         if slot.start == int(start.timestamp()):
-            return {uuid.UUID(s): 1 for s in slot.staff_ids}
+            return {uuid.UUID(s): offer.staff[s] for s in slot.staff_ids}
     return {}
 
 
@@ -245,18 +249,22 @@ async def _fairest_first(
     return sorted(staff_ids, key=lambda s: (load.get(s, 0), s))
 
 
+_INSERT_CHANGE = """
+INSERT INTO booking_changes (booking_id, status, start_at, end_at, actor, reason)
+VALUES ($1, $2, $3, $4, $5, $6)"""
+
+
 async def _record_change(
     conn: AsyncConnection, booking: Booking, actor: Actor, reason: str | None
 ) -> None:
-    await conn.execute(
-        insert(booking_changes).values(
-            booking_id=booking.id,
-            status=booking.status.value,
-            start_at=booking.start,
-            end_at=booking.end,
-            actor=actor.value,
-            reason=reason,
-        )
+    await (await driver(conn)).execute(
+        _INSERT_CHANGE,
+        booking.id,
+        booking.status.value,
+        booking.start,
+        booking.end,
+        actor.value,
+        reason,
     )
 
 
@@ -299,6 +307,11 @@ async def roles_of(
 # ---- idempotency --------------------------------------------------------------------------
 
 
+_INSERT_KEY = """
+INSERT INTO idempotency_keys (scope, key, request_hash, booking_id) VALUES ($1, $2, $3, $4)
+ON CONFLICT DO NOTHING RETURNING key"""
+
+
 async def _claim_key(
     conn: AsyncConnection, scope: str, key: str, fingerprint: bytes, booking_id: uuid.UUID
 ) -> uuid.UUID | None:
@@ -306,12 +319,7 @@ async def _claim_key(
     earlier request with the same key made. A concurrent request with the same key
     waits here for the first to commit (the primary key's index), so one key makes
     one booking however many copies race. A failed attempt rolls its key back."""
-    inserted = await conn.scalar(
-        pg_insert(idempotency_keys)
-        .values(scope=scope, key=key, request_hash=fingerprint, booking_id=booking_id)
-        .on_conflict_do_nothing()
-        .returning(idempotency_keys.c.key)
-    )
+    inserted = await (await driver(conn)).fetchval(_INSERT_KEY, scope, key, fingerprint, booking_id)
     if inserted is not None:
         return None
     row = (
@@ -454,9 +462,9 @@ async def _claim_slot(
     before_claim: ClaimStep,
     claim_kwargs: dict[str, Any],
     also_lock: Sequence[uuid.UUID] = (),
-) -> uuid.UUID:
+) -> Staff:
     """Checks the rules at commit time, picks the staff member, claims the seat: the
-    chosen staff member's id, or an error. Only the exclusion constraint decides; the
+    chosen staff member, or an error. Only the exclusion constraint decides; the
     fast-path lock and the resource lock only keep racers from piling up."""
     # The rules first, the lease after: a request they refuse anyway (outside the
     # window, off the grid, in another booking's buffer) must not hold a lease that
@@ -480,11 +488,17 @@ async def _claim_slot(
                 break
         else:
             raise _taken()
-    await claim_store.lock_resources(conn, [*candidates, *also_lock])
-    offered = await offer_at(conn, service, start, staff_id, now)
-    if not offered:
-        raise _refusal(service, start, now)
-    candidates = [c for c in candidates if c in offered]
+    if len(candidates) > 1 or also_lock:
+        # Several staff members to choose from, or several resources to change: lock
+        # them in one order (no deadlock) and look again, now that nobody else can
+        # claim them. With one staff member and nothing else, the rules were just
+        # checked in this transaction and the exclusion constraint decides the rest:
+        # neither the lock nor a second look would change the answer.
+        await claim_store.lock_resources(conn, [*candidates, *also_lock])
+        offered = await offer_at(conn, service, start, staff_id, now)
+        if not offered:
+            raise _refusal(service, start, now)
+        candidates = [c for c in candidates if c in offered]
     if len(candidates) == 1:
         # One candidate: a refusal fails the whole transaction, no savepoint needed.
         await before_claim(candidates[0])
@@ -492,7 +506,7 @@ async def _claim_slot(
             conn, candidates[0], service, start, now, **claim_kwargs
         ):
             raise _taken()
-        return candidates[0]
+        return offered[candidates[0]]
     for candidate in candidates:
         try:
             async with conn.begin_nested():
@@ -503,7 +517,7 @@ async def _claim_slot(
                     raise _SeatRefused
         except _SeatRefused:
             continue
-        return candidate
+        return offered[candidate]
     raise _taken()
 
 
@@ -514,6 +528,22 @@ def _taken() -> DomainError:
 
 
 # ---- bookings -----------------------------------------------------------------------------
+
+
+# The booking and the first entry of its history, in one round trip.
+_INSERT_BOOKING = """
+WITH booking AS (
+    INSERT INTO bookings (
+        id, reference, organization_id, service_id, staff_id, customer_id, guest_name,
+        guest_email, guest_phone, manage_token_hash, start_at, end_at, status, notes,
+        price_amount, currency
+    ) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+    ON CONFLICT (reference) DO NOTHING RETURNING *
+), change AS (
+    INSERT INTO booking_changes (booking_id, status, start_at, end_at, actor)
+    SELECT id, status, start_at, end_at, $17 FROM booking
+)
+SELECT * FROM booking"""
 
 
 async def create_booking(
@@ -548,40 +578,38 @@ async def create_booking(
         )
 
         async def insert_booking(staff_id: uuid.UUID) -> None:
+            raw = await driver(conn)
             for _ in range(5):  # a reference collision is ~1 in 10^11: retry a few times
-                inserted = await conn.execute(
-                    pg_insert(bookings)
-                    .values(
-                        id=booking_id,
-                        reference=new_reference(),
-                        organization_id=service.organization_id,
-                        service_id=service.id,
-                        staff_id=staff_id,
-                        customer_id=viewer,
-                        guest_name=guest.name.strip() if guest else None,
-                        guest_email=guest.email.strip().lower() if guest else None,
-                        guest_phone=guest.phone if guest else None,
-                        manage_token_hash=token_hash,
-                        start_at=request.start,
-                        end_at=request.start + timedelta(minutes=service.duration_minutes),
-                        status=status.value,
-                        notes=request.notes,
-                        price_amount=service.price_amount,
-                        currency=org.currency,
-                    )
-                    .on_conflict_do_nothing(index_elements=["reference"])
-                    .returning(*bookings.c)
+                row = await raw.fetchrow(
+                    _INSERT_BOOKING,
+                    booking_id,
+                    new_reference(),
+                    service.organization_id,
+                    service.id,
+                    staff_id,
+                    viewer,
+                    guest.name.strip() if guest else None,
+                    guest.email.strip().lower() if guest else None,
+                    guest.phone if guest else None,
+                    token_hash,
+                    request.start,
+                    request.start + timedelta(minutes=service.duration_minutes),
+                    status.value,
+                    request.notes,
+                    service.price_amount,
+                    org.currency,
+                    _creator(viewer).value,
                 )
-                row = inserted.mappings().first()
                 if row is not None:
                     created.append(_booking(row))
                     return
             raise RuntimeError("could not find a free booking reference")
 
+        staff = None
         if request.hold_id is not None:
             await _convert_hold(conn, viewer, request, service, now, insert_booking, booking_id)
         else:
-            await _claim_slot(
+            staff = await _claim_slot(
                 conn,
                 leases,
                 service,
@@ -592,9 +620,7 @@ async def create_booking(
                 before_claim=insert_booking,
                 claim_kwargs={"booking_id": booking_id},
             )
-        booking = created[-1]
-        await _record_change(conn, booking, _creator(viewer), None)
-    return BookingResult(booking, token)
+    return BookingResult(created[-1], token, service, staff)
 
 
 def _creator(viewer: uuid.UUID | None) -> Actor:

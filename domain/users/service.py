@@ -12,6 +12,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from database import driver
 from domain.errors import DomainError, ErrorCode, Problems
 from domain.users.passwords import hash_password, password_problem, verify_password
 from domain.users.records import MANAGERS, Membership, Organization, Role, Session, User
@@ -284,9 +285,9 @@ async def create_organization(
 async def organizations_by_id(
     conn: AsyncConnection, ids: Iterable[uuid.UUID]
 ) -> dict[uuid.UUID, Organization]:
-    rows = (
-        await conn.execute(select(organizations).where(organizations.c.id.in_(list(ids))))
-    ).mappings()
+    rows = await (await driver(conn)).fetch(
+        "SELECT * FROM organizations WHERE id = ANY($1::uuid[])", list(ids)
+    )
     return {row["id"]: _organization(row) for row in rows}
 
 
