@@ -100,9 +100,13 @@ LEVELS = (1, 8, 32)
 TYPENAME_REQUESTS = 600  # per level
 BOOKING_REQUESTS = {1: 300, 8: 400, 32: 480}
 BOOKING_WARMUP = 20
+LEVEL_WARMUP = 4  # createBooking per client before each level's timed batch
 AIM = 0.35  # the product's aim: createBooking req/s >= 35% of `{ __typename }`'s
 # Every slot is booked at most once per server set-up (each set-up has its own business).
-assert BOOKING_WARMUP + sum(BOOKING_REQUESTS.values()) <= STAFF * DAYS * STARTS_PER_DAY
+assert (
+    BOOKING_WARMUP + sum(BOOKING_REQUESTS.values()) + LEVEL_WARMUP * sum(LEVELS)
+    <= STAFF * DAYS * STARTS_PER_DAY
+)
 
 RACE_STAFF = 5  # 10 slots: 5 staff x 2 back-to-back starts
 RACE_STARTS = ((10, 0), (10, 30))
@@ -525,8 +529,14 @@ async def uncontended(
     for concurrency in LEVELS:
         clients = Clients(setup.servers, concurrency)
         try:
-            # Opens the connections and wakes the server up before the timed parts.
+            # Opens the connections and wakes the server up before the timed parts; the
+            # bookings grow each server's PostgreSQL pool to this concurrency and prepare
+            # the statements on every connection, as a server that has been up a while.
             await fire(clients, [(typename, PLAIN)] * (4 * concurrency), concurrency, "__typename")
+            warmed, _ = await fire(
+                clients, bookings(LEVEL_WARMUP * concurrency), concurrency, "createBooking"
+            )
+            all_outcomes.append(warmed)
             plain, plain_phase = await timed(
                 meter, clients, [(typename, PLAIN)] * TYPENAME_REQUESTS, concurrency, "__typename"
             )
@@ -804,7 +814,9 @@ async def run(processes: Sequence[int], profile: Path | None) -> None:
     print(
         f"Each level: {TYPENAME_REQUESTS} `{{ __typename }}` then "
         f"{' / '.join(str(BOOKING_REQUESTS[c]) for c in LEVELS)} createBooking ({total} in all, "
-        f"after {BOOKING_WARMUP} warm-up); N clients, each with one request in flight and its "
+        f"after {BOOKING_WARMUP} warm-up, and {LEVEL_WARMUP} per client untimed before each "
+        "level, which grows the PostgreSQL pool to that concurrency); N clients, each with "
+        "one request in flight and its "
         "own httpx.AsyncClient holding one keep-alive connection per server process, all in "
         "one client process; with two server processes requests alternate between them. "
         "Every booking is signed in (a pool of "
@@ -815,7 +827,7 @@ async def run(processes: Sequence[int], profile: Path | None) -> None:
         "CPU ms/req: CPU time (user + system) used during the batch by the server "
         "process(es), by the PostgreSQL backends of the bench database and by the client "
         "process, divided by the requests; `>=` marks a batch during which the server "
-        "opened or closed PostgreSQL connections (its pool overflowing), whose backends' "
+        "opened or closed PostgreSQL connections (its pool growing), whose backends' "
         "CPU is partly missed."
     )
     print()

@@ -15,7 +15,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, insert, select, tuple_, update
@@ -385,7 +384,7 @@ async def hold_slot(
         hold_id = uuid7()
         expires = now + policy.hold_time(org)
 
-        async def insert_hold(chosen: uuid.UUID) -> None:
+        async def take(chosen: uuid.UUID) -> bool:
             await conn.execute(
                 insert(holds).values(
                     id=hold_id,
@@ -397,6 +396,9 @@ async def hold_slot(
                     expires_at=expires,
                 )
             )
+            return await claim_store.take_seat(
+                conn, chosen, service, start, now, hold_id=hold_id, expires_at=expires
+            )
 
         await _claim_slot(
             conn,
@@ -406,8 +408,7 @@ async def hold_slot(
             start,
             staff_id,
             now,
-            before_claim=insert_hold,
-            claim_kwargs={"hold_id": hold_id, "expires_at": expires},
+            take=take,
         )
         row = (await conn.execute(select(holds).where(holds.c.id == hold_id))).mappings().one()
     return _hold(row)
@@ -443,7 +444,9 @@ async def _leased(lock: SlotLock) -> AsyncIterator[Leases]:
         await leases.release()
 
 
-ClaimStep = Callable[[uuid.UUID], Awaitable[None]]
+# Writes the request's own row for this staff member and claims its seat; False when the
+# database refused the seat.
+SeatStep = Callable[[uuid.UUID], Awaitable[bool]]
 
 
 class _SeatRefused(Exception):
@@ -459,8 +462,7 @@ async def _claim_slot(
     staff_id: uuid.UUID | None,
     now: datetime,
     *,
-    before_claim: ClaimStep,
-    claim_kwargs: dict[str, Any],
+    take: SeatStep,
     also_lock: Sequence[uuid.UUID] = (),
 ) -> Staff:
     """Checks the rules at commit time, picks the staff member, claims the seat: the
@@ -501,19 +503,13 @@ async def _claim_slot(
         candidates = [c for c in candidates if c in offered]
     if len(candidates) == 1:
         # One candidate: a refusal fails the whole transaction, no savepoint needed.
-        await before_claim(candidates[0])
-        if not await claim_store.take_seat(
-            conn, candidates[0], service, start, now, **claim_kwargs
-        ):
+        if not await take(candidates[0]):
             raise _taken()
         return offered[candidates[0]]
     for candidate in candidates:
         try:
             async with conn.begin_nested():
-                await before_claim(candidate)
-                if not await claim_store.take_seat(
-                    conn, candidate, service, start, now, **claim_kwargs
-                ):
+                if not await take(candidate):
                     raise _SeatRefused
         except _SeatRefused:
             continue
@@ -544,6 +540,32 @@ WITH booking AS (
     SELECT id, status, start_at, end_at, $17 FROM booking
 )
 SELECT * FROM booking"""
+# ... and the first seat of its session too (claims.take_seat's row, seat 1), which the
+# exclusion constraint may refuse: `seated` says.
+_INSERT_BOOKING_AND_SEAT = """
+WITH booking AS (
+    INSERT INTO bookings (
+        id, reference, organization_id, service_id, staff_id, customer_id, guest_name,
+        guest_email, guest_phone, manage_token_hash, start_at, end_at, status, notes,
+        price_amount, currency
+    ) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+    ON CONFLICT (reference) DO NOTHING RETURNING *
+), change AS (
+    INSERT INTO booking_changes (booking_id, status, start_at, end_at, actor)
+    SELECT id, status, start_at, end_at, $17 FROM booking
+), seat AS (
+    INSERT INTO claims (
+        id, resource_id, service_id, start_at, end_at, buffer_before_minutes,
+        buffer_after_minutes, period, session_key, seat, capacity, booking_id
+    )
+    SELECT $18, staff_id, service_id, start_at, end_at, $19, $20,
+           tstzrange(start_at - make_interval(mins => $19),
+                     end_at + make_interval(mins => $20), '[)'),
+           $21, 1, $22, id
+    FROM booking
+    ON CONFLICT DO NOTHING RETURNING id
+)
+SELECT booking.*, EXISTS (SELECT FROM seat) AS seated FROM booking"""
 
 
 async def create_booking(
@@ -577,11 +599,24 @@ async def create_booking(
             else BookingStatus.CONFIRMED
         )
 
-        async def insert_booking(staff_id: uuid.UUID) -> None:
+        async def insert_booking(staff_id: uuid.UUID, *, with_seat: bool = False) -> bool:
+            """The booking and its first history entry; with_seat: and its seat in the
+            same round trip when the first seat is free (True: it was)."""
             raw = await driver(conn)
+            seat = (
+                [
+                    uuid7(),
+                    service.buffer_before_minutes,
+                    service.buffer_after_minutes,
+                    claim_store.session_key(service.id, request.start),
+                    service.capacity,
+                ]
+                if with_seat
+                else []
+            )
             for _ in range(5):  # a reference collision is ~1 in 10^11: retry a few times
                 row = await raw.fetchrow(
-                    _INSERT_BOOKING,
+                    _INSERT_BOOKING_AND_SEAT if with_seat else _INSERT_BOOKING,
                     booking_id,
                     new_reference(),
                     service.organization_id,
@@ -599,11 +634,21 @@ async def create_booking(
                     service.price_amount,
                     org.currency,
                     _creator(viewer).value,
+                    *seat,
                 )
                 if row is not None:
                     created.append(_booking(row))
-                    return
+                    return bool(with_seat and row["seated"])
             raise RuntimeError("could not find a free booking reference")
+
+        async def take(staff_id: uuid.UUID) -> bool:
+            if await insert_booking(staff_id, with_seat=True):
+                return True
+            # The first seat was not free: a group session may have another, or an
+            # expired hold may be in the way.
+            return await claim_store.take_seat(
+                conn, staff_id, service, request.start, now, booking_id=booking_id
+            )
 
         staff = None
         if request.hold_id is not None:
@@ -617,8 +662,7 @@ async def create_booking(
                 request.start,
                 None if request.any_staff else request.staff_id,
                 now,
-                before_claim=insert_booking,
-                claim_kwargs={"booking_id": booking_id},
+                take=take,
             )
     return BookingResult(created[-1], token, service, staff)
 
@@ -633,7 +677,7 @@ async def _convert_hold(
     request: BookingRequest,
     service: Service,
     now: datetime,
-    insert_booking: ClaimStep,
+    insert_booking: Callable[[uuid.UUID], Awaitable[bool]],
     booking_id: uuid.UUID,
 ) -> None:
     row = (
@@ -767,7 +811,7 @@ async def reschedule_booking(
         # The booking's own seat must not stand in its own way (moving by 15 minutes).
         await claim_store.release_booking(conn, booking.id)
 
-        async def move(chosen: uuid.UUID) -> None:
+        async def move(chosen: uuid.UUID) -> bool:
             await conn.execute(
                 update(bookings)
                 .where(bookings.c.id == booking.id)
@@ -776,6 +820,9 @@ async def reschedule_booking(
                     start_at=start,
                     end_at=start + timedelta(minutes=service.duration_minutes),
                 )
+            )
+            return await claim_store.take_seat(
+                conn, chosen, service, start, now, booking_id=booking.id
             )
 
         # Its old staff member is locked with the new ones, in one sorted order, so
@@ -788,8 +835,7 @@ async def reschedule_booking(
             start,
             None if any_staff else staff_id,
             now,
-            before_claim=move,
-            claim_kwargs={"booking_id": booking.id},
+            take=move,
             also_lock=[booking.staff_id],
         )
         moved = await _load_booking(conn, booking.id)
