@@ -91,7 +91,7 @@ async def seed(engine: AsyncEngine, settings: Settings) -> Demo:
             member = await availability.add_staff(
                 conn, org.id, org.time_zone, name, email, None, list(service_ids), user_id
             )
-            await availability.set_weekly_schedule(conn, member.id, week)
+            await availability.set_weekly_schedule(conn, member, week)
         holiday = _next_christmas(datetime.now(UTC).date())
         zone = ZoneInfo(ZONE)
         await availability.add_time_off(

@@ -127,7 +127,7 @@ async def set_weekly_schedule(info: Info, input: SetWeeklyScheduleInput) -> Staf
     async def work(conn: AsyncConnection) -> av.Staff:
         staff = await _managed_staff(conn, viewer, input.staff_id)
         hours = [av.WorkingHours(h.weekday.value, h.start, h.end) for h in input.hours]
-        await availability.set_weekly_schedule(conn, staff.id, hours)
+        await availability.set_weekly_schedule(conn, staff, hours)
         return staff
 
     staff, errors = await attempt(info, work)
@@ -140,7 +140,7 @@ async def set_date_override(info: Info, input: SetDateOverrideInput) -> StaffPay
     async def work(conn: AsyncConnection) -> av.Staff:
         staff = await _managed_staff(conn, viewer, input.staff_id)
         intervals = [(i.start, i.end) for i in input.intervals]
-        await availability.set_date_override(conn, staff.id, input.date, intervals)
+        await availability.set_date_override(conn, staff, input.date, intervals)
         return staff
 
     staff, errors = await attempt(info, work)

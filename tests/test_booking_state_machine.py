@@ -344,7 +344,7 @@ class BookingMachine(RuleBasedStateMachine):
                     user_id,
                 )
                 await availability.set_weekly_schedule(
-                    conn, member.id, [WorkingHours(day, OPEN, CLOSE) for day in range(7)]
+                    conn, member, [WorkingHours(day, OPEN, CLOSE) for day in range(7)]
                 )
                 self.staff_ids.append(member.id)
         self.service_names = {v: k for k, v in self.service_ids.items()}

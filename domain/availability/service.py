@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 
 import orjson
@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
 from database import driver
+from domain import events
 from domain.availability import engine
 from domain.availability.records import DateOverride, Service, Staff, TimeOff, WorkingHours
 from domain.availability.tables import (
@@ -206,6 +207,12 @@ async def add_staff(
             .values([{"service_id": s, "staff_id": staff_id} for s in service_ids])
             .on_conflict_do_nothing()
         )
+        await events.record(
+            conn,
+            events.AvailabilityChanged(
+                org_id, (staff_id,), tuple(s for s in service_ids if s), None, None
+            ),
+        )
     return (await staff_by_id(conn, [staff_id]))[staff_id]
 
 
@@ -235,8 +242,9 @@ def _check_intervals(
 
 
 async def set_weekly_schedule(
-    conn: AsyncConnection, staff_id: uuid.UUID, hours: Sequence[WorkingHours]
+    conn: AsyncConnection, member: Staff, hours: Sequence[WorkingHours]
 ) -> None:
+    staff_id = member.id
     problems = Problems()
     for weekday in range(7):
         positions = [i for i, h in enumerate(hours) if h.weekday == weekday]
@@ -263,11 +271,15 @@ async def set_weekly_schedule(
                 ]
             )
         )
+    await events.record(
+        conn, events.AvailabilityChanged(member.organization_id, (staff_id,), None, None, None)
+    )
 
 
 async def set_date_override(
-    conn: AsyncConnection, staff_id: uuid.UUID, day: date, intervals: Sequence[tuple[time, time]]
+    conn: AsyncConnection, member: Staff, day: date, intervals: Sequence[tuple[time, time]]
 ) -> None:
+    staff_id = member.id
     problems = Problems()
     _check_intervals(intervals, "input.intervals", problems)
     problems.check()
@@ -288,6 +300,18 @@ async def set_date_override(
                 ]
             )
         )
+    # The local day lies within a day of the UTC one, whatever the staff member's zone.
+    around = datetime.combine(day, time(0), UTC)
+    await events.record(
+        conn,
+        events.AvailabilityChanged(
+            member.organization_id,
+            (staff_id,),
+            None,
+            around - timedelta(days=1),
+            around + timedelta(days=2),
+        ),
+    )
 
 
 async def add_time_off(
@@ -325,6 +349,12 @@ async def add_time_off(
         )
         .mappings()
         .one()
+    )
+    await events.record(
+        conn,
+        events.AvailabilityChanged(
+            org_id, None if staff_id is None else (staff_id,), None, start, end
+        ),
     )
     return _time_off(row)
 

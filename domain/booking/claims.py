@@ -95,8 +95,25 @@ async def take_seat(
     return False
 
 
-async def release_booking(conn: AsyncConnection, booking_id: uuid.UUID) -> None:
-    await conn.execute(delete(claims).where(claims.c.booking_id == booking_id))
+async def release_booking(
+    conn: AsyncConnection, booking_id: uuid.UUID
+) -> list[tuple[uuid.UUID, datetime, datetime]]:
+    """Frees the booking's seats: the resources and periods (buffers included) freed."""
+    rows = await (await driver(conn)).fetch(_RELEASE_BOOKING, booking_id)
+    return [(r["resource_id"], r["lower"], r["upper"]) for r in rows]
+
+
+_RELEASE_BOOKING = """
+DELETE FROM claims WHERE booking_id = $1 RETURNING resource_id, lower(period), upper(period)"""
+
+
+def period_of(service: Service, start: datetime) -> tuple[datetime, datetime]:
+    """The time a seat of `service` at `start` takes: the appointment and its buffers."""
+    end = start + timedelta(minutes=service.duration_minutes)
+    return (
+        start - timedelta(minutes=service.buffer_before_minutes),
+        end + timedelta(minutes=service.buffer_after_minutes),
+    )
 
 
 async def hand_hold_to_booking(

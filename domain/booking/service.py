@@ -22,6 +22,7 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from database import driver
+from domain import events
 from domain.availability import service as availability
 from domain.availability.engine import Claim
 from domain.availability.records import Service, Staff
@@ -400,7 +401,7 @@ async def hold_slot(
                 conn, chosen, service, start, now, hold_id=hold_id, expires_at=expires
             )
 
-        await _claim_slot(
+        chosen = await _claim_slot(
             conn,
             leases,
             service,
@@ -409,6 +410,13 @@ async def hold_slot(
             staff_id,
             now,
             take=take,
+        )
+        period_start, period_end = claim_store.period_of(service, start)
+        await events.record(
+            conn,
+            events.AvailabilityChanged(
+                org.id, (chosen.id,), None, period_start, period_end, until=expires
+            ),
         )
         row = (await conn.execute(select(holds).where(holds.c.id == hold_id))).mappings().one()
     return _hold(row)
@@ -517,6 +525,15 @@ async def _claim_slot(
     raise _taken()
 
 
+def _freed(
+    organization_id: uuid.UUID, periods: Sequence[tuple[uuid.UUID, datetime, datetime]]
+) -> list[events.Event]:
+    return [
+        events.AvailabilityChanged(organization_id, (resource,), None, start, end)
+        for resource, start, end in periods
+    ]
+
+
 def _taken() -> DomainError:
     return DomainError(
         ErrorCode.SLOT_UNAVAILABLE, "This time is no longer available.", "input.start"
@@ -564,8 +581,11 @@ WITH booking AS (
            $21, 1, $22, id
     FROM booking
     ON CONFLICT DO NOTHING RETURNING id
+), outbox AS (  -- events.record's insert: the booking's events, in the same round trip
+    INSERT INTO outbox (kind, payload)
+    SELECT e->>'kind', e->'payload' FROM jsonb_array_elements($23::jsonb) AS e
 )
-SELECT booking.*, EXISTS (SELECT FROM seat) AS seated FROM booking"""
+SELECT booking.*, EXISTS (SELECT FROM seat) AS seated, pg_notify('outbox', '') FROM booking"""
 
 
 async def create_booking(
@@ -610,6 +630,7 @@ async def create_booking(
                     service.buffer_after_minutes,
                     claim_store.session_key(service.id, request.start),
                     service.capacity,
+                    events.encode(made(staff_id)).decode(),
                 ]
                 if with_seat
                 else []
@@ -641,6 +662,15 @@ async def create_booking(
                     return bool(with_seat and row["seated"])
             raise RuntimeError("could not find a free booking reference")
 
+        def made(staff_id: uuid.UUID) -> list[events.Event]:
+            period_start, period_end = claim_store.period_of(service, request.start)
+            return [
+                events.BookingChanged(booking_id, service.organization_id),
+                events.AvailabilityChanged(
+                    service.organization_id, (staff_id,), None, period_start, period_end
+                ),
+            ]
+
         async def take(staff_id: uuid.UUID) -> bool:
             if await insert_booking(staff_id, with_seat=True):
                 return True
@@ -652,7 +682,10 @@ async def create_booking(
 
         staff = None
         if request.hold_id is not None:
-            await _convert_hold(conn, viewer, request, service, now, insert_booking, booking_id)
+            held_by = await _convert_hold(
+                conn, viewer, request, service, now, insert_booking, booking_id
+            )
+            await events.record(conn, *made(held_by))
         else:
             staff = await _claim_slot(
                 conn,
@@ -679,7 +712,8 @@ async def _convert_hold(
     now: datetime,
     insert_booking: Callable[[uuid.UUID], Awaitable[bool]],
     booking_id: uuid.UUID,
-) -> None:
+) -> uuid.UUID:
+    """The hold's seat becomes the booking's: the staff member's id."""
     row = (
         (await conn.execute(select(holds).where(holds.c.id == request.hold_id).with_for_update()))
         .mappings()
@@ -710,6 +744,7 @@ async def _convert_hold(
             ErrorCode.HOLD_EXPIRED, "The hold has expired; choose a time again.", "input.holdId"
         )
     await conn.execute(update(holds).where(holds.c.id == hold.id).values(booking_id=booking_id))
+    return hold.staff_id
 
 
 async def _transition(
@@ -733,11 +768,15 @@ async def _transition(
         if target is BookingStatus.DECLINED:
             values.update(cancellation_reason=reason)
         await conn.execute(update(bookings).where(bookings.c.id == booking.id).values(**values))
-        if target not in ACTIVE:
-            await claim_store.release_booking(conn, booking.id)
+        freed = await claim_store.release_booking(conn, booking.id) if target not in ACTIVE else []
         changed = await _load_booking(conn, booking.id)
         assert changed is not None
         await _record_change(conn, changed, actor, reason)
+        await events.record(
+            conn,
+            events.BookingChanged(booking.id, booking.organization_id),
+            *_freed(booking.organization_id, freed),
+        )
     return changed
 
 
@@ -809,7 +848,7 @@ async def reschedule_booking(
         actor = check_reschedule(booking.status, roles)
         service, org = await _service_and_org(conn, booking.service_id, "input.bookingId")
         # The booking's own seat must not stand in its own way (moving by 15 minutes).
-        await claim_store.release_booking(conn, booking.id)
+        freed = await claim_store.release_booking(conn, booking.id)
 
         async def move(chosen: uuid.UUID) -> bool:
             await conn.execute(
@@ -841,6 +880,15 @@ async def reschedule_booking(
         moved = await _load_booking(conn, booking.id)
         assert moved is not None
         await _record_change(conn, moved, actor, "rescheduled")
+        period_start, period_end = claim_store.period_of(service, start)
+        await events.record(
+            conn,
+            events.BookingChanged(booking.id, booking.organization_id),
+            *_freed(booking.organization_id, freed),
+            events.AvailabilityChanged(
+                booking.organization_id, (moved.staff_id,), None, period_start, period_end
+            ),
+        )
     return moved
 
 
@@ -941,7 +989,12 @@ async def complete_past_bookings(engine: AsyncEngine, now: datetime) -> int:
                 update(bookings)
                 .where(bookings.c.status == BookingStatus.CONFIRMED.value, bookings.c.end_at <= now)
                 .values(status=BookingStatus.COMPLETED.value)
-                .returning(bookings.c.id, bookings.c.start_at, bookings.c.end_at)
+                .returning(
+                    bookings.c.id,
+                    bookings.c.start_at,
+                    bookings.c.end_at,
+                    bookings.c.organization_id,
+                )
             )
         ).all()
         if done:
@@ -955,10 +1008,11 @@ async def complete_past_bookings(engine: AsyncEngine, now: datetime) -> int:
                             "end_at": e,
                             "actor": Actor.SYSTEM.value,
                         }
-                        for i, s, e in done
+                        for i, s, e, _ in done
                     ]
                 )
             )
+            await events.record(conn, *(events.BookingChanged(i, org) for i, _, _, org in done))
     return len(done)
 
 

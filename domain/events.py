@@ -1,0 +1,122 @@
+"""Domain events and the outbox they are written to.
+
+A change records its events with `record()` in its own transaction: a rolled-back
+change leaves none, a committed one leaves them for the relay (realtime/relay.py),
+which hands each one on once after the commit. The same rows are what later consumers
+(e-mail and SMS notifications) read, so an event names what changed, not who wants to
+know.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from database import driver
+
+CHANNEL = "outbox"  # NOTIFY channel: wakes the relays at commit
+
+
+@dataclass(frozen=True, slots=True)
+class AvailabilityChanged:
+    """Free time changed for these staff members (None: every staff member of the
+    organization) and these services (None: every service they do), within
+    [start, end) (None: without bound, as for a new weekly schedule). `until`: the
+    change undoes itself then (a hold expiring), with no transaction to announce it."""
+
+    organization_id: uuid.UUID
+    staff_ids: tuple[uuid.UUID, ...] | None
+    service_ids: tuple[uuid.UUID, ...] | None
+    start: datetime | None
+    end: datetime | None
+    until: datetime | None = None
+
+    kind = "availability_changed"
+
+    def payload(self) -> dict[str, Any]:
+        return {
+            "organization_id": str(self.organization_id),
+            "staff_ids": None if self.staff_ids is None else [str(s) for s in self.staff_ids],
+            "service_ids": None if self.service_ids is None else [str(s) for s in self.service_ids],
+            "start": _instant(self.start),
+            "end": _instant(self.end),
+            "until": _instant(self.until),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class BookingChanged:
+    """A booking was made or changed (status, time, staff member, payment)."""
+
+    booking_id: uuid.UUID
+    organization_id: uuid.UUID
+
+    kind = "booking_changed"
+
+    def payload(self) -> dict[str, Any]:
+        return {"booking_id": str(self.booking_id), "organization_id": str(self.organization_id)}
+
+
+Event = AvailabilityChanged | BookingChanged
+
+
+def _instant(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _parse_instant(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value)
+
+
+def _ids(values: list[str] | None) -> tuple[uuid.UUID, ...] | None:
+    return None if values is None else tuple(uuid.UUID(v) for v in values)
+
+
+def event_of(kind: str, payload: dict[str, Any]) -> Event | None:
+    """The event an outbox row holds; None for a kind this version does not know."""
+    if kind == AvailabilityChanged.kind:
+        return AvailabilityChanged(
+            organization_id=uuid.UUID(payload["organization_id"]),
+            staff_ids=_ids(payload["staff_ids"]),
+            service_ids=_ids(payload["service_ids"]),
+            start=_parse_instant(payload["start"]),
+            end=_parse_instant(payload["end"]),
+            until=_parse_instant(payload.get("until")),
+        )
+    if kind == BookingChanged.kind:
+        return BookingChanged(
+            booking_id=uuid.UUID(payload["booking_id"]),
+            organization_id=uuid.UUID(payload["organization_id"]),
+        )
+    return None
+
+
+def encode(events: tuple[Event, ...] | list[Event]) -> bytes:
+    """Events as one JSON array of {kind, payload}: the outbox's rows, the bus's messages."""
+    return orjson.dumps([{"kind": e.kind, "payload": e.payload()} for e in events])
+
+
+def decode(data: bytes | str) -> list[Event]:
+    found = (event_of(item["kind"], item["payload"]) for item in orjson.loads(data))
+    return [e for e in found if e is not None]
+
+
+# One statement for any number of events; the NOTIFY is delivered only at commit.
+RECORD = """
+WITH written AS (
+    INSERT INTO outbox (kind, payload)
+    SELECT e->>'kind', e->'payload' FROM jsonb_array_elements($1::jsonb) AS e
+    RETURNING id
+)
+SELECT pg_notify('outbox', ''), (SELECT count(*) FROM written)"""
+
+
+async def record(conn: AsyncConnection, *events: Event) -> None:
+    """Writes the events in `conn`'s transaction (which must be one)."""
+    if events:
+        await (await driver(conn)).execute(RECORD, encode(events).decode())
