@@ -1,4 +1,4 @@
-"""The Starlette application: /graphql, health, readiness and metrics."""
+"""The Starlette application: /graphql (HTTP and WebSocket), health, readiness, metrics."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from redis.asyncio import Redis
@@ -23,12 +23,18 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from config import Settings
 from database import create_engine, libpq_url, reader
+from domain import events
 from domain.booking import service as booking
 from domain.booking.service import Policy
 from domain.booking.slot_lock import LocalSlotLock, RedisSlotLock
 from domain.users import service as users
 from domain.users.tokens import TokenSigner
-from graphql_view import GraphQLEndpoint
+from graphiql import GRAPHIQL_ROUTES
+from graphql_view import GraphQLEndpoint, context_for, format_error
+from realtime.bus import EventBus
+from realtime.hub import Hub
+from realtime.relay import forget_published
+from realtime.websocket import graphql_websocket
 from schema import schema
 
 log = logging.getLogger("booking")
@@ -40,7 +46,8 @@ LATENCY = Histogram("http_request_duration_seconds", "HTTP request latency", ["p
 @asynccontextmanager
 async def lifespan(app: Starlette) -> AsyncIterator[None]:
     settings = Settings.from_env()
-    engine = create_engine(libpq_url(settings), pool_size=settings.database_pool_size)
+    dsn = libpq_url(settings)
+    engine = create_engine(dsn, pool_size=settings.database_pool_size)
     secret = await users.jwt_secret(engine, settings.jwt_secret)
     app.state.settings = settings
     app.state.engine = engine
@@ -55,6 +62,20 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
     app.state.signer = TokenSigner(
         secret, settings.jwt_issuer, settings.jwt_audience, settings.access_token_minutes * 60
     )
+    hub = Hub(
+        schema=schema,
+        engine=engine,
+        reader=app.state.reader,
+        dsn=dsn,
+        bus=EventBus(settings.redis_url, settings.redis_prefix),
+        signer=app.state.signer,
+        context=lambda viewer: context_for(app.state, viewer=viewer),
+        format_error=format_error,
+    )
+    app.state.live = hub.live
+    app.state.realtime = hub
+    events.on_commit(engine, hub.live.changed)
+    await hub.start()
     tune_garbage_collector()
     sweeper = asyncio.create_task(sweep(engine))
     try:
@@ -63,6 +84,7 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
         sweeper.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await sweeper
+        await hub.stop()
         if redis is not None:
             await redis.aclose()
         await engine.dispose()
@@ -78,6 +100,7 @@ async def sweep(engine: AsyncEngine, every: float = 15.0) -> None:
             await booking.complete_past_bookings(engine, now)
             await booking.clear_expired_holds(engine, now)
             await booking.forget_old_idempotency_keys(engine, now)
+            await forget_published(engine, now - timedelta(days=7))
         except Exception:
             log.warning("sweep failed", exc_info=True)
         await asyncio.sleep(every)
@@ -146,10 +169,11 @@ KNOWN_PATHS = frozenset({"/graphql", "/healthz", "/readyz", "/metrics"})
 starlette_app = Starlette(
     routes=[
         Route("/graphql", graphql_app, methods=["GET", "POST"]),
-        WebSocketRoute("/graphql", graphql_app),
+        WebSocketRoute("/graphql", graphql_websocket),
         Route("/healthz", healthz),
         Route("/readyz", readyz),
         Route("/metrics", metrics),
+        *GRAPHIQL_ROUTES,
     ],
     lifespan=lifespan,
 )

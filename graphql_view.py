@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
+import uuid
 from typing import Any
 
 import orjson
 from graphql import GraphQLError
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import HTMLResponse, Response
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
@@ -16,6 +17,7 @@ from strawberry.types.execution import ExecutionResult
 
 from dataloaders import DataLoaders
 from domain.users.tokens import TokenRejected, TokenSigner
+from graphiql import graphiql_html
 from schema.context import Context
 
 log = logging.getLogger("booking.graphql")
@@ -74,22 +76,39 @@ def format_error(error: GraphQLError) -> dict[str, Any]:
     return formatted
 
 
+def context_for(
+    state: Any,
+    request: Request | WebSocket | None = None,
+    response: Response | None = None,
+    viewer: uuid.UUID | None = None,
+) -> Context:
+    """A fresh context (fresh dataloaders) for one request or one subscription event."""
+    return Context(
+        request=request,
+        response=response,
+        engine=state.engine,
+        reader=state.reader,
+        signer=state.signer,
+        settings=state.settings,
+        loaders=DataLoaders.create(state.reader),
+        slot_lock=state.slot_lock,
+        policy=state.policy,
+        live=state.live,
+        feeds=state.realtime.feeds,
+        viewer_id=viewer,
+    )
+
+
 class GraphQLEndpoint(GraphQL[Context, None]):
+    async def render_graphql_ide(self, request: Request) -> Response:
+        """GraphiQL with its assets from this server: it works without internet."""
+        return HTMLResponse(graphiql_html())
+
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket | None = None
     ) -> Context:
         state = request.app.state
-        context = Context(
-            request=request,
-            response=response if isinstance(response, Response) else None,
-            engine=state.engine,
-            reader=state.reader,
-            signer=state.signer,
-            settings=state.settings,
-            loaders=DataLoaders.create(state.reader),
-            slot_lock=state.slot_lock,
-            policy=state.policy,
-        )
+        context = context_for(state, request, response if isinstance(response, Response) else None)
         header = request.headers.get("authorization")
         if header:
             authenticate(context, state.signer, header)

@@ -10,12 +10,14 @@ know.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Connection, event
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from database import driver
 
@@ -120,3 +122,31 @@ async def record(conn: AsyncConnection, *events: Event) -> None:
     """Writes the events in `conn`'s transaction (which must be one)."""
     if events:
         await (await driver(conn)).execute(RECORD, encode(events).decode())
+        note(conn, *events)
+
+
+_PENDING = "domain_events"
+
+
+def note(conn: AsyncConnection, *events: Event) -> None:
+    """Remembers events written to the outbox in `conn`'s transaction (by `record`, or
+    by a statement of the caller's that writes the outbox itself) for `on_commit`."""
+    conn.info.setdefault(_PENDING, []).extend(events)
+
+
+def on_commit(engine: AsyncEngine, deliver: Callable[[list[Event]], None]) -> None:
+    """Hands this process the events of each of its transactions as it commits, so
+    what it caches is forgotten before it answers again (read your writes). Every
+    process, this one included, hears of them again through the relay, milliseconds
+    later. A rolled-back transaction hands nothing."""
+
+    def commit(conn: Connection) -> None:
+        pending = conn.info.pop(_PENDING, None)
+        if pending:
+            deliver(pending)
+
+    def rollback(conn: Connection) -> None:
+        conn.info.pop(_PENDING, None)
+
+    event.listen(engine.sync_engine, "commit", commit)
+    event.listen(engine.sync_engine, "rollback", rollback)

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import uuid
+from dataclasses import dataclass
 from datetime import datetime
 
 import strawberry
 from graphql import GraphQLError
 
+from dataloaders import DataLoaders
 from domain.availability import engine
+from domain.availability import records as av
 from domain.availability import service as availability
 from domain.availability.wallclock import from_epoch
-from domain.booking import service as booking
 from domain.errors import DomainError
 from domain.validation import is_time_zone
 from ids import key_of
@@ -19,14 +22,26 @@ from schema.catalog import Service, Staff
 from schema.context import Info, invalid_argument
 
 
-async def resolve_availability(
-    info: Info,
+@dataclass(frozen=True, slots=True)
+class WindowRequest:
+    """A valid request for a window's availability."""
+
+    service: av.Service
+    start: datetime
+    end: datetime
+    staff_id: uuid.UUID | None
+    time_zone: str  # the zone days are grouped in: the one asked for, or the business's
+
+
+async def window_request(
+    loaders: DataLoaders,
     service_id: strawberry.ID,
     start: datetime,
     end: datetime,
-    staff_id: strawberry.ID | None = None,
-    time_zone: str | None = None,
-) -> Availability:
+    staff_id: strawberry.ID | None,
+    time_zone: str | None,
+) -> WindowRequest:
+    """Checks the arguments of `availability` and `availabilityChanged`."""
     try:
         availability.check_window(start, end)
     except DomainError as error:
@@ -34,7 +49,6 @@ async def resolve_availability(
     if time_zone is not None and not is_time_zone(time_zone):
         raise invalid_argument("Use an IANA time zone name, like 'Europe/Berlin'.", "timeZone")
     key = key_of(service_id, "Service")
-    loaders = info.context.loaders
     found = await loaders.services.load(key) if key else None
     if found is None:
         raise GraphQLError("No such service.", extensions={"code": "NOT_FOUND"})
@@ -43,18 +57,18 @@ async def resolve_availability(
         staff_key = key_of(staff_id, "Staff")
         if staff_key is None:
             raise GraphQLError("No such staff member.", extensions={"code": "NOT_FOUND"})
-    org = await loaders.organizations.load(found.organization_id)
-    assert org is not None
-    async with info.context.read() as conn:
-        offer = await availability.availability(
-            conn,
-            found,
-            start,
-            end,
-            staff_key,
-            info.context.now,
-            booking.claims_loader(info.context.now),
-        )
+    zone = time_zone
+    if zone is None:
+        org = await loaders.organizations.load(found.organization_id)
+        assert org is not None
+        zone = org.time_zone
+    return WindowRequest(found, start, end, staff_key, zone)
+
+
+def availability_of(
+    request: WindowRequest, offer: availability.Offer, loaders: DataLoaders
+) -> Availability:
+    """The schema's answer for a window's offer."""
     # One Staff object per person, shared by every slot that names them.
     people = {sid: Staff.of(record) for sid, record in offer.staff.items()}
     for record in offer.staff.values():
@@ -69,9 +83,29 @@ async def resolve_availability(
         for s in offer.slots
     ]
     by_start = {s.start: slot for s, slot in zip(offer.slots, slots, strict=True)}
-    zone = time_zone or org.time_zone
     days = [
         AvailabilityDay(date=day, slots=[by_start[s.start] for s in day_slots])
-        for day, day_slots in engine.group_by_day(offer.slots, zone, start, end)
+        for day, day_slots in engine.group_by_day(
+            offer.slots, request.time_zone, request.start, request.end
+        )
     ]
-    return Availability(service=Service.of(found), time_zone=zone, slots=slots, days=days)
+    return Availability(
+        service=Service.of(request.service), time_zone=request.time_zone, slots=slots, days=days
+    )
+
+
+async def resolve_availability(
+    info: Info,
+    service_id: strawberry.ID,
+    start: datetime,
+    end: datetime,
+    staff_id: strawberry.ID | None = None,
+    time_zone: str | None = None,
+) -> Availability:
+    request = await window_request(
+        info.context.loaders, service_id, start, end, staff_id, time_zone
+    )
+    offer = await info.context.live.offer(
+        request.service, request.start, request.end, request.staff_id
+    )
+    return availability_of(request, offer, info.context.loaders)

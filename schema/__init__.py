@@ -1,4 +1,4 @@
-"""The GraphQL schema: Query, Mutation and the `Schema` object."""
+"""The GraphQL schema: Query, Mutation, Subscription and the `Schema` object."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from schema.common import Node
 from schema.direct_fields import use_direct_fields
 from schema.identity import AuthPayload, SignOutPayload, User, UserPayload
 from schema.scalars import SCALAR_MAP
+from schema.subscription import Subscription
 
 
 @strawberry.type
@@ -67,6 +68,7 @@ class Mutation:
 schema = strawberry.Schema(
     query=Query,
     mutation=Mutation,
+    subscription=Subscription,
     types=[Organization, Service, Staff, TimeOff, User, Booking],
     config=StrawberryConfig(auto_camel_case=True, scalar_map=SCALAR_MAP),
     # SPAs send the same few documents again and again: parse and validate each once.

@@ -6,6 +6,7 @@ import uuid
 from contextlib import AbstractAsyncContextManager as AsyncContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from graphql import GraphQLError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -19,6 +20,10 @@ from dataloaders import DataLoaders
 from domain.booking.service import Policy
 from domain.booking.slot_lock import SlotLock
 from domain.users.tokens import TokenSigner
+from realtime.live import LiveAvailability
+
+if TYPE_CHECKING:
+    from realtime.feeds import Feeds
 
 
 def unauthenticated(message: str = "Sign in to do this.") -> GraphQLError:
@@ -38,7 +43,7 @@ def invalid_argument(message: str, argument: str | None = None) -> GraphQLError:
 
 @dataclass(slots=True)
 class Context:
-    request: Request | WebSocket
+    request: Request | WebSocket | None  # None: a subscription event shared by many
     response: Response | None
     engine: AsyncEngine
     reader: AsyncEngine  # the engine's pool, one statement per transaction
@@ -47,6 +52,8 @@ class Context:
     loaders: DataLoaders
     slot_lock: SlotLock
     policy: Policy
+    live: LiveAvailability
+    feeds: Feeds
     viewer_id: uuid.UUID | None = None
     auth_failed: bool = False  # a bearer token was sent but is forged or expired
     now: datetime = field(default_factory=lambda: datetime.now(UTC))

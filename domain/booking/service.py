@@ -672,7 +672,9 @@ async def create_booking(
             ]
 
         async def take(staff_id: uuid.UUID) -> bool:
-            if await insert_booking(staff_id, with_seat=True):
+            seated = await insert_booking(staff_id, with_seat=True)
+            events.note(conn, *made(staff_id))  # the statement wrote them to the outbox
+            if seated:
                 return True
             # The first seat was not free: a group session may have another, or an
             # expired hold may be in the way.

@@ -1,0 +1,248 @@
+"""Live availability: the fresh offer of every window someone watches or asked for,
+computed once per change and shared by everyone who watches it.
+
+A window is (service, start, end, staff member or any). Its offer is kept until an
+`AvailabilityChanged` event touches it (from any process, through the bus), until time
+alone would change it (the first slot passing its minimum notice, or a minute at most),
+or while the bus is down (events may be missing then, so nothing cached is trusted).
+Watched windows are computed again after a change, a burst of changes within
+`COALESCE` seconds costing one computation; unwatched ones are simply forgotten.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from domain import events
+from domain.availability import service as availability
+from domain.availability.records import Service
+from domain.availability.wallclock import from_epoch
+from domain.booking import service as booking
+
+log = logging.getLogger(__name__)
+
+COALESCE = 0.05  # seconds: one computation for a burst of changes
+LONGEST_TRUST = timedelta(minutes=1)  # the booking horizon moves with the clock
+CACHED_WINDOWS = 2000  # unwatched windows kept for queries
+PARALLEL_COMPUTATIONS = 4
+
+WindowKey = tuple[uuid.UUID, datetime, datetime, uuid.UUID | None]
+# Called after a watched window was computed again; `forced`: even if nothing changed
+# (the bus came back and watchers may have missed pushes).
+Watcher = Callable[["Window", bool], Awaitable[None]]
+
+
+@dataclass(eq=False)
+class Window:
+    key: WindowKey
+    service: Service
+    offer: availability.Offer | None = None
+    version: int = 0
+    valid_until: datetime | None = None
+    watchers: set[Watcher] = field(default_factory=set)
+    stale: bool = True
+    forced: bool = False
+    refresh: asyncio.Task[None] | None = None
+    computing: asyncio.Lock = field(default_factory=asyncio.Lock)
+    timers: set[asyncio.TimerHandle] = field(default_factory=set)
+
+    @property
+    def members(self) -> set[uuid.UUID]:
+        return {m.id for m in self.offer.staff.values()} if self.offer else set()
+
+    def touched_by(self, change: events.AvailabilityChanged) -> bool:
+        service_id, start, end, staff_id = self.key
+        if change.organization_id != self.service.organization_id:
+            return False
+        if change.service_ids is not None and service_id not in change.service_ids:
+            return False
+        if change.staff_ids is not None:
+            named = set(change.staff_ids)
+            if staff_id is not None and staff_id not in named:
+                return False
+            if staff_id is None and change.service_ids is None and not named & self.members:
+                return False
+        reach = timedelta(
+            minutes=self.service.duration_minutes
+            + self.service.buffer_before_minutes
+            + self.service.buffer_after_minutes
+        )
+        if change.end is not None and change.end <= start - reach:
+            return False
+        return not (change.start is not None and change.start >= end + reach)
+
+
+class LiveAvailability:
+    def __init__(self, reader: AsyncEngine, bus_healthy: Callable[[], bool]) -> None:
+        self.reader = reader
+        self.bus_healthy = bus_healthy
+        self.windows: OrderedDict[WindowKey, Window] = OrderedDict()
+        self._gate = asyncio.Semaphore(PARALLEL_COMPUTATIONS)
+
+    # ---- reads -------------------------------------------------------------------------
+
+    async def offer(
+        self, service: Service, start: datetime, end: datetime, staff_id: uuid.UUID | None
+    ) -> availability.Offer:
+        """The window's offer now: kept, or computed (and kept) when it is not fresh."""
+        window = self._window(service, start, end, staff_id)
+        await self._fresh(window)
+        assert window.offer is not None
+        return window.offer
+
+    def _window(
+        self, service: Service, start: datetime, end: datetime, staff_id: uuid.UUID | None
+    ) -> Window:
+        key = (service.id, start, end, staff_id)
+        window = self.windows.get(key)
+        if window is None:
+            window = Window(key, service)
+            self.windows[key] = window
+            self._forget_unwatched()
+        else:
+            self.windows.move_to_end(key)
+        return window
+
+    def _trusted(self, window: Window, now: datetime) -> bool:
+        return (
+            not window.stale
+            and window.offer is not None
+            and window.valid_until is not None
+            and now < window.valid_until
+            and self.bus_healthy()
+        )
+
+    async def _fresh(self, window: Window) -> None:
+        if self._trusted(window, datetime.now(UTC)):
+            return
+        async with window.computing:
+            if not self._trusted(window, datetime.now(UTC)):
+                await self._compute(window)
+
+    async def _compute(self, window: Window) -> None:
+        _service_id, start, end, staff_id = window.key
+        window.stale = False  # a change arriving during the computation marks it again
+        now = datetime.now(UTC)
+        async with self._gate, self.reader.connect() as conn:
+            offer = await availability.availability(
+                conn, window.service, start, end, staff_id, now, booking.claims_loader(now)
+            )
+        window.offer = offer
+        window.version += 1
+        window.valid_until = _valid_until(window.service, offer, now)
+
+    # ---- watching -----------------------------------------------------------------------
+
+    async def watch(
+        self,
+        service: Service,
+        start: datetime,
+        end: datetime,
+        staff_id: uuid.UUID | None,
+        watcher: Watcher,
+    ) -> Window:
+        """Registers `watcher` for the window's changes; the window, fresh."""
+        window = self._window(service, start, end, staff_id)
+        window.watchers.add(watcher)
+        await self._fresh(window)
+        self._expire_at(window, window.valid_until)
+        return window
+
+    def unwatch(self, window: Window, watcher: Watcher) -> None:
+        window.watchers.discard(watcher)
+
+    def changed(self, batch: list[events.Event]) -> None:
+        """Events from the bus: windows they touch are computed again (watched) or
+        forgotten (unwatched)."""
+        for change in batch:
+            if not isinstance(change, events.AvailabilityChanged):
+                continue
+            for window in list(self.windows.values()):
+                if window.touched_by(change):
+                    self._invalidate(window)
+                    if change.until is not None:
+                        self._expire_at(window, change.until)
+
+    def resync(self) -> None:
+        """The bus was down: every watched window is pushed afresh, changed or not."""
+        for window in list(self.windows.values()):
+            window.forced = True
+            self._invalidate(window)
+
+    def _invalidate(self, window: Window) -> None:
+        window.stale = True
+        if not window.watchers:
+            self._drop(window)
+        elif window.refresh is None:
+            window.refresh = asyncio.create_task(self._refresh(window))
+
+    def _drop(self, window: Window) -> None:
+        if self.windows.get(window.key) is window:
+            del self.windows[window.key]
+        for timer in window.timers:
+            timer.cancel()
+        window.timers.clear()
+
+    def _expire_at(self, window: Window, when: datetime | None) -> None:
+        """Time alone changes the window then (a hold expires, a slot passes its notice)."""
+        if when is None or not window.watchers:
+            return
+        delay = max((when - datetime.now(UTC)).total_seconds(), 0.0) + 0.01
+        loop = asyncio.get_running_loop()
+
+        def fire() -> None:
+            window.timers.discard(handle)
+            if window.watchers:
+                self._invalidate(window)
+
+        handle = loop.call_later(delay, fire)
+        window.timers.add(handle)
+
+    async def _refresh(self, window: Window) -> None:
+        try:
+            await asyncio.sleep(COALESCE)
+            before = window.offer
+            forced, window.forced = window.forced, False
+            async with window.computing:
+                await self._compute(window)
+            self._expire_at(window, window.valid_until)
+            if forced or window.offer != before:
+                await asyncio.gather(
+                    *(watcher(window, forced) for watcher in list(window.watchers)),
+                    return_exceptions=True,
+                )
+        except Exception:
+            log.warning("recomputing a live window failed", exc_info=True)
+        finally:
+            window.refresh = None
+        if window.stale and window.watchers:  # changed again meanwhile
+            window.refresh = asyncio.create_task(self._refresh(window))
+
+    def _forget_unwatched(self) -> None:
+        while len(self.windows) > CACHED_WINDOWS:
+            for _key, window in self.windows.items():
+                if not window.watchers:
+                    self._drop(window)
+                    break
+            else:
+                return
+
+
+def _valid_until(service: Service, offer: availability.Offer, now: datetime) -> datetime:
+    """When time alone changes the offer: the first slot passes its minimum notice (it
+    stops being offered), or the horizon moves (capped at a minute)."""
+    notice = timedelta(minutes=service.min_notice_minutes)
+    until = now + LONGEST_TRUST
+    for slot in offer.slots:
+        passes = from_epoch(slot.start) - notice
+        if passes > now:
+            return min(until, passes)
+    return until

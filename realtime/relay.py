@@ -1,0 +1,107 @@
+"""The outbox relay: hands committed domain events to the bus, each once, oldest first.
+
+Every process runs one. A batch is claimed with `FOR UPDATE SKIP LOCKED` and marked
+published in the same transaction only after the bus took it, so with several processes
+each row goes out once, and while Redis is down rows wait for it instead of being lost.
+Woken by the NOTIFY that `events.record` sends at commit; it also looks every second, in
+case a notification was missed (its listening connection was being re-made).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+import asyncpg
+import orjson
+from redis.exceptions import RedisError
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from database import driver
+from domain import events
+
+log = logging.getLogger(__name__)
+
+BATCH = 500
+POLL_EVERY = 1.0
+
+_CLAIM = """
+SELECT id, kind, payload FROM outbox WHERE published_at IS NULL
+ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED"""
+_MARK = "UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])"
+_FORGET = "DELETE FROM outbox WHERE published_at < $1"
+
+
+class OutboxRelay:
+    def __init__(
+        self, engine: AsyncEngine, dsn: str, publish: Callable[[bytes], Awaitable[None]]
+    ) -> None:
+        self.engine = engine
+        self.dsn = dsn
+        self.publish = publish
+        self._wake = asyncio.Event()
+        self._failing = False
+
+    async def run(self) -> None:
+        while True:
+            listener: asyncpg.Connection | None = None
+            try:
+                listener = await asyncpg.connect(self.dsn, timeout=5)
+                await listener.add_listener(events.CHANNEL, self._notified)
+                while True:
+                    await self.drain()
+                    if self._failing:
+                        log.warning("outbox relay resumed")
+                        self._failing = False
+                    try:
+                        await asyncio.wait_for(self._wake.wait(), POLL_EVERY)
+                    except TimeoutError:
+                        if listener.is_closed():
+                            break
+                    self._wake.clear()
+            except asyncio.CancelledError:
+                raise
+            except (RedisError, OSError, TimeoutError, asyncpg.PostgresError, DBAPIError) as error:
+                # An outage (Redis, PostgreSQL): the rows wait; say so once per outage.
+                if not self._failing:
+                    log.warning("outbox relay paused (%s); retrying", error)
+                self._failing = True
+                await asyncio.sleep(POLL_EVERY)
+            except Exception:
+                log.warning("outbox relay failed; retrying", exc_info=True)
+                await asyncio.sleep(POLL_EVERY)
+            finally:
+                if listener is not None and not listener.is_closed():
+                    await listener.close(timeout=2)
+
+    def _notified(self, *_: object) -> None:
+        self._wake.set()
+
+    async def drain(self) -> int:
+        """Publishes every unpublished row; the number published."""
+        sent = 0
+        while True:
+            async with self.engine.begin() as conn:
+                raw = await driver(conn)
+                rows = await raw.fetch(_CLAIM, BATCH)
+                if not rows:
+                    return sent
+                batch = [{"kind": row["kind"], "payload": _json(row["payload"])} for row in rows]
+                await self.publish(orjson.dumps(batch))  # raises: rolled back, retried later
+                await raw.execute(_MARK, [row["id"] for row in rows])
+            sent += len(rows)
+            if len(rows) < BATCH:
+                return sent
+
+
+def _json(value: object) -> object:
+    """jsonb as the pool's connections decode it (SQLAlchemy's codec) or as text."""
+    return orjson.loads(value) if isinstance(value, str | bytes) else value
+
+
+async def forget_published(engine: AsyncEngine, before: object) -> None:
+    """Published rows are kept a week (later consumers read them too), then dropped."""
+    async with engine.begin() as conn:
+        await (await driver(conn)).execute(_FORGET, before)
