@@ -23,6 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from config import Settings
 from database import create_engine, libpq_url, reader
+from demo import DEMO_ROUTES
 from domain import events
 from domain.booking import service as booking
 from domain.booking.service import Policy
@@ -164,7 +165,7 @@ class RequestMetrics:
 
 
 graphql_app = GraphQLEndpoint(schema)
-KNOWN_PATHS = frozenset({"/graphql", "/healthz", "/readyz", "/metrics"})
+KNOWN_PATHS = frozenset({"/graphql", "/healthz", "/readyz", "/metrics", "/demo"})
 
 starlette_app = Starlette(
     routes=[
@@ -174,6 +175,7 @@ starlette_app = Starlette(
         Route("/readyz", readyz),
         Route("/metrics", metrics),
         *GRAPHIQL_ROUTES,
+        *DEMO_ROUTES,
     ],
     lifespan=lifespan,
 )
