@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
+from websockets.typing import Subprotocol
 
 TRANSPORT_WS = "graphql-transport-ws"
 LEGACY_WS = "graphql-ws"
@@ -94,8 +95,8 @@ class Socket:
 async def socket(base_url: str, protocol: str = TRANSPORT_WS) -> AsyncIterator[Socket]:
     async with connect(
         ws_url(base_url),
-        subprotocols=[protocol],
+        subprotocols=[Subprotocol(protocol)],
         open_timeout=5,
-        compression=None,  # type: ignore[list-item]
+        compression=None,
     ) as connection:
         yield Socket(connection, protocol)
