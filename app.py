@@ -65,7 +65,6 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
     )
     hub = Hub(
         schema=schema,
-        engine=engine,
         reader=app.state.reader,
         dsn=dsn,
         bus=EventBus(settings.redis_url, settings.redis_prefix),

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 import uuid
+from functools import lru_cache
 from typing import Any
 
 import orjson
-from graphql import GraphQLError
+from graphql import FieldNode, GraphQLError, OperationType, parse
+from graphql.utilities import get_operation_ast
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.websockets import WebSocket
@@ -18,6 +20,7 @@ from strawberry.types.execution import ExecutionResult
 from dataloaders import DataLoaders
 from domain.users.tokens import TokenRejected, TokenSigner
 from graphiql import graphiql_html
+from realtime.live import AnswerKey
 from schema.context import Context
 
 log = logging.getLogger("booking.graphql")
@@ -99,6 +102,33 @@ def context_for(
     )
 
 
+@lru_cache(maxsize=512)
+def _reads_availability_only(query: str, operation_name: str | None) -> bool:
+    """Whether the document's operation is a query of `availability` fields alone (with
+    any selection under them): its whole answer depends on one live window."""
+    try:
+        document = parse(query)
+    except GraphQLError:
+        return False
+    operation = get_operation_ast(document, operation_name)
+    if operation is None or operation.operation != OperationType.QUERY:
+        return False
+    fields = operation.selection_set.selections
+    return bool(fields) and all(
+        isinstance(f, FieldNode) and f.name.value == "availability" for f in fields
+    )
+
+
+def _answer_key(request_data: GraphQLRequestData, viewer: uuid.UUID | None) -> AnswerKey | None:
+    """The key a kept answer of this request would have: the document, the operation,
+    the variables and the viewer (answers can show the viewer more, e.g. time off)."""
+    query = request_data.query
+    if not query or not _reads_availability_only(query, request_data.operation_name):
+        return None
+    variables = orjson.dumps(request_data.variables or {}, option=orjson.OPT_SORT_KEYS)
+    return (query, request_data.operation_name, variables, viewer)
+
+
 class GraphQLEndpoint(GraphQL[Context, None]):
     async def render_graphql_ide(self, request: Request) -> Response:
         """GraphiQL with its assets from this server: it works without internet."""
@@ -133,7 +163,12 @@ class GraphQLEndpoint(GraphQL[Context, None]):
                     )
                 ],
             )
-        return await super().execute_single(
+        key = _answer_key(request_data, context.viewer_id)
+        if key is not None:
+            kept = context.live.answer(key)
+            if kept is not None:
+                return ExecutionResult(data=kept, errors=None)
+        result = await super().execute_single(
             request=request,
             request_adapter=request_adapter,
             sub_response=sub_response,
@@ -141,6 +176,11 @@ class GraphQLEndpoint(GraphQL[Context, None]):
             root_value=root_value,
             request_data=request_data,
         )
+        if key is not None and not result.errors and len(context.windows_read) == 1:
+            window, version = context.windows_read[0]
+            if isinstance(result.data, dict):
+                context.live.keep_answer(key, window, version, result.data)
+        return result
 
     async def process_result(
         self, request: Request, result: ExecutionResult

@@ -33,7 +33,6 @@ class Hub:
         self,
         *,
         schema: Schema,
-        engine: AsyncEngine,
         reader: AsyncEngine,
         dsn: str,
         bus: EventBus,
@@ -49,7 +48,7 @@ class Hub:
         self.format_error = format_error
         self.live = LiveAvailability(reader, lambda: bus.healthy)
         self.feeds = Feeds(self.graphql_schema, self.live, reader, context, format_error)
-        self.relay = OutboxRelay(engine, dsn, bus.publish)
+        self.relay = OutboxRelay(dsn, bus.publish)
         self.documents = Documents()
         self.connections: set[Connection] = set()
         self.background: set[asyncio.Task[None]] = set()

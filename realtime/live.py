@@ -35,6 +35,9 @@ CACHED_WINDOWS = 2000  # unwatched windows kept for queries
 PARALLEL_COMPUTATIONS = 4
 
 WindowKey = tuple[uuid.UUID, datetime, datetime, uuid.UUID | None]
+# (document, operation name, variables as JSON, viewer)
+AnswerKey = tuple[str, str | None, bytes, uuid.UUID | None]
+KEPT_ANSWERS = 1000
 # Called after a watched window was computed again; `forced`: even if nothing changed
 # (the bus came back and watchers may have missed pushes).
 Watcher = Callable[["Window", bool], Awaitable[None]]
@@ -85,18 +88,44 @@ class LiveAvailability:
         self.reader = reader
         self.bus_healthy = bus_healthy
         self.windows: OrderedDict[WindowKey, Window] = OrderedDict()
+        self.answers: OrderedDict[AnswerKey, tuple[Window, int, dict[str, object]]] = OrderedDict()
         self._gate = asyncio.Semaphore(PARALLEL_COMPUTATIONS)
 
     # ---- reads -------------------------------------------------------------------------
 
-    async def offer(
+    async def fresh_window(
         self, service: Service, start: datetime, end: datetime, staff_id: uuid.UUID | None
-    ) -> availability.Offer:
-        """The window's offer now: kept, or computed (and kept) when it is not fresh."""
+    ) -> Window:
+        """The window with its offer now: kept, or computed (and kept) when not fresh."""
         window = self._window(service, start, end, staff_id)
         await self._fresh(window)
-        assert window.offer is not None
-        return window.offer
+        return window
+
+    def trusted(self, window: Window, version: int) -> bool:
+        """Whether the window's offer at `version` is still the fresh one."""
+        return window.version == version and self._trusted(window, datetime.now(UTC))
+
+    # ---- whole answers to availability queries -------------------------------------------
+
+    def answer(self, key: AnswerKey) -> dict[str, object] | None:
+        """The kept answer to a query that read one window only, while that window is
+        unchanged."""
+        found = self.answers.get(key)
+        if found is None:
+            return None
+        window, version, data = found
+        if not self.trusted(window, version):
+            del self.answers[key]
+            return None
+        self.answers.move_to_end(key)
+        return data
+
+    def keep_answer(
+        self, key: AnswerKey, window: Window, version: int, data: dict[str, object]
+    ) -> None:
+        self.answers[key] = (window, version, data)
+        if len(self.answers) > KEPT_ANSWERS:
+            self.answers.popitem(last=False)
 
     def _window(
         self, service: Service, start: datetime, end: datetime, staff_id: uuid.UUID | None

@@ -10,13 +10,13 @@ case a notification was missed (its listening connection was being re-made).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
 import asyncpg
 import orjson
 from redis.exceptions import RedisError
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from database import driver
@@ -35,10 +35,7 @@ _FORGET = "DELETE FROM outbox WHERE published_at < $1"
 
 
 class OutboxRelay:
-    def __init__(
-        self, engine: AsyncEngine, dsn: str, publish: Callable[[bytes], Awaitable[None]]
-    ) -> None:
-        self.engine = engine
+    def __init__(self, dsn: str, publish: Callable[[bytes], Awaitable[None]]) -> None:
         self.dsn = dsn
         self.publish = publish
         self._wake = asyncio.Event()
@@ -46,24 +43,23 @@ class OutboxRelay:
 
     async def run(self) -> None:
         while True:
-            listener: asyncpg.Connection | None = None
+            connection: asyncpg.Connection | None = None
             try:
-                listener = await asyncpg.connect(self.dsn, timeout=5)
-                await listener.add_listener(events.CHANNEL, self._notified)
+                # A connection of its own, outside the app's pool: it listens, and its
+                # work is nobody's request.
+                connection = await asyncpg.connect(self.dsn, timeout=5)
+                await connection.add_listener(events.CHANNEL, self._notified)
                 while True:
-                    await self.drain()
+                    await self.drain(connection)
                     if self._failing:
                         log.warning("outbox relay resumed")
                         self._failing = False
-                    try:
+                    with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wake.wait(), POLL_EVERY)
-                    except TimeoutError:
-                        if listener.is_closed():
-                            break
                     self._wake.clear()
             except asyncio.CancelledError:
                 raise
-            except (RedisError, OSError, TimeoutError, asyncpg.PostgresError, DBAPIError) as error:
+            except (RedisError, OSError, TimeoutError, asyncpg.PostgresError) as error:
                 # An outage (Redis, PostgreSQL): the rows wait; say so once per outage.
                 if not self._failing:
                     log.warning("outbox relay paused (%s); retrying", error)
@@ -73,24 +69,23 @@ class OutboxRelay:
                 log.warning("outbox relay failed; retrying", exc_info=True)
                 await asyncio.sleep(POLL_EVERY)
             finally:
-                if listener is not None and not listener.is_closed():
-                    await listener.close(timeout=2)
+                if connection is not None and not connection.is_closed():
+                    connection.terminate()
 
     def _notified(self, *_: object) -> None:
         self._wake.set()
 
-    async def drain(self) -> int:
+    async def drain(self, connection: asyncpg.Connection) -> int:
         """Publishes every unpublished row; the number published."""
         sent = 0
         while True:
-            async with self.engine.begin() as conn:
-                raw = await driver(conn)
-                rows = await raw.fetch(_CLAIM, BATCH)
+            async with connection.transaction():
+                rows = await connection.fetch(_CLAIM, BATCH)
                 if not rows:
                     return sent
                 batch = [{"kind": row["kind"], "payload": _json(row["payload"])} for row in rows]
                 await self.publish(orjson.dumps(batch))  # raises: rolled back, retried later
-                await raw.execute(_MARK, [row["id"] for row in rows])
+                await connection.execute(_MARK, [row["id"] for row in rows])
             sent += len(rows)
             if len(rows) < BATCH:
                 return sent

@@ -105,7 +105,9 @@ async def resolve_availability(
     request = await window_request(
         info.context.loaders, service_id, start, end, staff_id, time_zone
     )
-    offer = await info.context.live.offer(
+    window = await info.context.live.fresh_window(
         request.service, request.start, request.end, request.staff_id
     )
-    return availability_of(request, offer, info.context.loaders)
+    assert window.offer is not None
+    info.context.windows_read.append((window, window.version))
+    return availability_of(request, window.offer, info.context.loaders)

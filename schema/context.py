@@ -20,7 +20,7 @@ from dataloaders import DataLoaders
 from domain.booking.service import Policy
 from domain.booking.slot_lock import SlotLock
 from domain.users.tokens import TokenSigner
-from realtime.live import LiveAvailability
+from realtime.live import LiveAvailability, Window
 
 if TYPE_CHECKING:
     from realtime.feeds import Feeds
@@ -57,6 +57,9 @@ class Context:
     viewer_id: uuid.UUID | None = None
     auth_failed: bool = False  # a bearer token was sent but is forged or expired
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
+    # The live windows this request's answer was computed from (graphql_view keeps the
+    # answer of a query that read exactly one, until that window changes).
+    windows_read: list[tuple[Window, int]] = field(default_factory=list)
 
     def require_viewer(self) -> uuid.UUID:
         if self.viewer_id is None:
