@@ -275,8 +275,7 @@ class BookingFeed(Feed):
                     outlet.send_errors(
                         subscription_id,
                         [{"message": "No such booking.", "extensions": {"code": "NOT_FOUND"}}],
-                    )
-                    outlet.send_complete(subscription_id)
+                    )  # an error ends the operation: no `complete` after it
                 self.subscribers.clear()
         except Exception:
             log.warning("pushing a booking change failed", exc_info=True)
