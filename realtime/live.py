@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+import orjson
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from domain import events
@@ -38,6 +39,7 @@ WindowKey = tuple[uuid.UUID, datetime, datetime, uuid.UUID | None]
 # (document, operation name, variables as JSON, viewer)
 AnswerKey = tuple[str, str | None, bytes, uuid.UUID | None]
 KEPT_ANSWERS = 1000
+KEPT_ANSWER_BYTES = 32 * 1024 * 1024
 # Called after a watched window was computed again; `forced`: even if nothing changed
 # (the bus came back and watchers may have missed pushes).
 Watcher = Callable[["Window", bool], Awaitable[None]]
@@ -83,12 +85,23 @@ class Window:
         return not (change.start is not None and change.start >= end + reach)
 
 
+@dataclass(frozen=True, slots=True)
+class Answer:
+    window: Window
+    version: int  # of the window's offer it was computed from
+    data: dict[str, object]
+    size: int  # bytes, as JSON
+
+
 class LiveAvailability:
     def __init__(self, reader: AsyncEngine, bus_healthy: Callable[[], bool]) -> None:
         self.reader = reader
         self.bus_healthy = bus_healthy
         self.windows: OrderedDict[WindowKey, Window] = OrderedDict()
-        self.answers: OrderedDict[AnswerKey, tuple[Window, int, dict[str, object]]] = OrderedDict()
+        # An event names its organization: only that organization's windows are checked.
+        self.by_organization: dict[uuid.UUID, set[Window]] = {}
+        self.answer_bytes = 0
+        self.answers: OrderedDict[AnswerKey, Answer] = OrderedDict()
         self._gate = asyncio.Semaphore(PARALLEL_COMPUTATIONS)
 
     # ---- reads -------------------------------------------------------------------------
@@ -113,19 +126,29 @@ class LiveAvailability:
         found = self.answers.get(key)
         if found is None:
             return None
-        window, version, data = found
-        if not self.trusted(window, version):
-            del self.answers[key]
+        if not self.trusted(found.window, found.version):
+            self._forget_answer(key)
             return None
         self.answers.move_to_end(key)
-        return data
+        return found.data
 
     def keep_answer(
         self, key: AnswerKey, window: Window, version: int, data: dict[str, object]
     ) -> None:
-        self.answers[key] = (window, version, data)
-        if len(self.answers) > KEPT_ANSWERS:
-            self.answers.popitem(last=False)
+        """Keeps an answer; the oldest go when there are more than KEPT_ANSWERS or they
+        weigh more than KEPT_ANSWER_BYTES (as JSON) together."""
+        if key in self.answers:
+            self._forget_answer(key)
+        size = len(orjson.dumps(data))
+        if size > KEPT_ANSWER_BYTES // 4:
+            return
+        self.answers[key] = Answer(window, version, data, size)
+        self.answer_bytes += size
+        while len(self.answers) > KEPT_ANSWERS or self.answer_bytes > KEPT_ANSWER_BYTES:
+            self._forget_answer(next(iter(self.answers)))
+
+    def _forget_answer(self, key: AnswerKey) -> None:
+        self.answer_bytes -= self.answers.pop(key).size
 
     def _window(
         self, service: Service, start: datetime, end: datetime, staff_id: uuid.UUID | None
@@ -135,6 +158,7 @@ class LiveAvailability:
         if window is None:
             window = Window(key, service)
             self.windows[key] = window
+            self.by_organization.setdefault(service.organization_id, set()).add(window)
             self._forget_unwatched()
         else:
             self.windows.move_to_end(key)
@@ -194,7 +218,7 @@ class LiveAvailability:
         for change in batch:
             if not isinstance(change, events.AvailabilityChanged):
                 continue
-            for window in list(self.windows.values()):
+            for window in list(self.by_organization.get(change.organization_id, ())):
                 if window.touched_by(change):
                     self._invalidate(window)
                     if change.until is not None:
@@ -216,6 +240,11 @@ class LiveAvailability:
     def _drop(self, window: Window) -> None:
         if self.windows.get(window.key) is window:
             del self.windows[window.key]
+        same = self.by_organization.get(window.service.organization_id)
+        if same is not None:
+            same.discard(window)
+            if not same:
+                del self.by_organization[window.service.organization_id]
         for timer in window.timers:
             timer.cancel()
         window.timers.clear()
