@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 
 BATCH = 500
 POLL_EVERY = 1.0
+GATHER = 0.005  # seconds
 
 _CLAIM = """
 SELECT id, kind, payload FROM outbox WHERE published_at IS NULL
@@ -56,6 +57,9 @@ class OutboxRelay:
                         self._failing = False
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wake.wait(), POLL_EVERY)
+                    # Under load commits come in bursts: a moment's wait lets one batch
+                    # (four round trips) carry many of them.
+                    await asyncio.sleep(GATHER)
                     self._wake.clear()
             except asyncio.CancelledError:
                 raise
