@@ -4,46 +4,27 @@ every request to any other host is refused, and runs queries from the page."""
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from urllib.parse import quote, urlsplit
 
 import httpx
 import pytest
-from playwright.async_api import (
-    Browser,
-    Page,
-    Response,
-    Route,
-    async_playwright,
-    expect,
-)
+from playwright.async_api import Browser, Page, expect
 from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
 from config import ROOT
 from graphiql import SCRIPTS, STYLESHEETS, graphiql_html
+from tests.browser import chromium, offline_context
 from tests.business import PASSWORD
-from tests.conftest import IN_CI, Server
-
-CHROMIUM = "/usr/bin/chromium"
-HAVE_CHROMIUM = os.path.exists(CHROMIUM)
+from tests.conftest import Server
 
 
 @pytest.fixture(scope="module")
 async def browser() -> AsyncIterator[Browser]:
-    if not HAVE_CHROMIUM and not IN_CI:
-        pytest.skip(f"{CHROMIUM} is missing: apt-get install -y chromium chromium-driver")
-    async with async_playwright() as playwright:
-        # Debian's Chromium, never a browser download of playwright's own.
-        browser = await playwright.chromium.launch(
-            executable_path=CHROMIUM, args=["--no-sandbox"], headless=True
-        )
-        try:
-            yield browser
-        finally:
-            await browser.close()
+    async with chromium() as browser:
+        yield browser
 
 
 @dataclass
@@ -52,8 +33,8 @@ class Offline:
 
     page: Page
     base_url: str
-    elsewhere: list[str] = field(default_factory=list)
-    failures: list[str] = field(default_factory=list)
+    elsewhere: list[str]
+    failures: list[str]
 
     async def open(self, query: str) -> None:
         """GraphiQL with `query` in the editor (its ?q= parameter), then run it."""
@@ -73,31 +54,9 @@ class Offline:
 
 @pytest.fixture
 async def offline(browser: Browser, server: Server) -> AsyncIterator[Offline]:
-    context = await browser.new_context()
-    page = await context.new_page()
-    own = urlsplit(server.base_url).netloc  # 127.0.0.1:<port>
-    offline = Offline(page, server.base_url)
-
-    async def only_own_host(route: Route) -> None:
-        url = urlsplit(route.request.url)
-        if url.scheme in ("data", "blob") or url.netloc == own:
-            await route.continue_()
-        else:
-            offline.elsewhere.append(route.request.url)
-            await route.abort()
-
-    def failed_response(response: Response) -> None:
-        if response.status >= 400:
-            offline.failures.append(f"{response.status}: {response.url}")
-
-    await page.route("**/*", only_own_host)
-    page.on("pageerror", lambda error: offline.failures.append(f"page error: {error}"))
-    page.on("requestfailed", lambda request: offline.failures.append(f"failed: {request.url}"))
-    page.on("response", failed_response)
-    try:
-        yield offline
-    finally:
-        await context.close()
+    async with offline_context(browser, server.base_url) as (context, guard):
+        page = await context.new_page()
+        yield Offline(page, server.base_url, guard.elsewhere, guard.failures)
 
 
 async def test_graphiql_runs_a_query_with_no_internet(offline: Offline) -> None:

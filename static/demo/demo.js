@@ -108,7 +108,7 @@ function render(availability) {
       button.textContent = timeLabel(slot.start, availability.timeZone) +
         (slot.remainingCapacity > 1 ? ` (${slot.remainingCapacity} left)` : "");
       if (before.size && !before.has(slot.start)) button.classList.add("appeared");
-      button.addEventListener("click", () => choose(slot, availability.timeZone));
+      button.addEventListener("click", () => choose(slot, day.date, availability.timeZone));
       column.append(button);
       now.add(slot.start);
     }
@@ -159,9 +159,10 @@ function watch() {
 
 // ---- booking as a guest -------------------------------------------------------------
 
-function choose(slot, timeZone) {
+function choose(slot, date, timeZone) {
+  // The column's date: the business's own day, not the UTC one of the start.
   state.chosen = slot;
-  $("book-when").textContent = dayLabel(slot.start.slice(0, 10)) + " " + timeLabel(slot.start, timeZone);
+  $("book-when").textContent = dayLabel(date) + " " + timeLabel(slot.start, timeZone);
   $("book-error").hidden = true;
   $("book").showModal();
 }
