@@ -213,10 +213,15 @@ def free_port() -> int:
 
 @asynccontextmanager
 async def running_server(
-    database_url: str, extra_env: dict[str, str] | None = None, *, without_redis: bool = False
+    database_url: str,
+    extra_env: dict[str, str] | None = None,
+    *,
+    without_redis: bool = False,
+    extra_args: Sequence[str] = (),
 ) -> AsyncIterator[Server]:
     """`uvicorn app:app`, one process, on a free loopback port; stopped afterwards.
-    `without_redis` drops an inherited REDIS_URL (the in-process fast path)."""
+    `without_redis` drops an inherited REDIS_URL (the in-process fast path);
+    `extra_args` go to uvicorn's command line (e.g. `--ws-per-message-deflate false`)."""
     port = free_port()
     argv = [
         sys.executable,
@@ -232,6 +237,7 @@ async def running_server(
         "--no-access-log",
         "--log-level",
         "warning",
+        *extra_args,
     ]
     env = {**os.environ, "DATABASE_URL": database_url, **(extra_env or {})}
     if without_redis:
