@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.websockets import WebSocket
 
 from config import Settings
 from database import create_engine, libpq_url, reader
@@ -143,6 +144,12 @@ class RequestMetrics:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket" and scope["path"] == "/graphql":
+            # Straight to the handler: Starlette's middleware stack would keep ~5 KiB
+            # per live subscriber's connection for as long as it stays open.
+            scope["app"] = starlette_app
+            await graphql_websocket(WebSocket(scope, receive, send))
+            return
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return

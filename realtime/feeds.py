@@ -12,8 +12,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import partial
 from inspect import isawaitable
 from typing import Any, Protocol
 
@@ -125,18 +126,30 @@ class Feeds:
     # ---- availabilityChanged --------------------------------------------------------------
 
     async def watch_availability(
-        self, operation: Operation, request: WindowRequest, outlet: Outlet, subscription_id: str
+        self,
+        operation: Operation,
+        request: Callable[[], Awaitable[WindowRequest]],
+        outlet: Outlet,
+        subscription_id: str,
     ) -> Callable[[], None]:
-        """Subscribes; sends the snapshot; the function that unsubscribes."""
-        key = (*operation.key, request.time_zone)
+        """Subscribes; sends the snapshot; the function that unsubscribes. `request`
+        checks the arguments: only the first subscriber of a feed needs it (the answer
+        depends on nothing but the operation, the variables and the viewer)."""
+        key = operation.key
         feed = self.availability.get(key)
         if feed is None:
-            feed = AvailabilityFeed(operation, request=request, feeds=self)
+            checked = await request()
+            feed = self.availability.get(key)  # a twin may have made it meanwhile
+        if feed is None:
+            feed = AvailabilityFeed(operation, key=key, request=checked, feeds=self)
             self.availability[key] = feed  # before the await: concurrent twins join it
             try:
                 feed.window = await self.live.watch(
-                    request.service, request.start, request.end, request.staff_id, feed.changed
+                    checked.service, checked.start, checked.end, checked.staff_id, feed.changed
                 )
+            except BaseException:
+                del self.availability[key]
+                raise
             finally:
                 feed.ready.set()
         await feed.ready.wait()
@@ -145,15 +158,14 @@ class Feeds:
             await feed.push()
         else:
             outlet.send_next(subscription_id, feed.payload)
+        return partial(self._stop_availability, feed, outlet, subscription_id)
 
-        def stop() -> None:
-            feed.remove(outlet, subscription_id)
-            if not feed.subscribers and self.availability.get(key) is feed:
-                del self.availability[key]
-                if feed.window is not None:
-                    self.live.unwatch(feed.window, feed.changed)
-
-        return stop
+    def _stop_availability(self, feed: AvailabilityFeed, outlet: Outlet, sub_id: str) -> None:
+        feed.remove(outlet, sub_id)
+        if not feed.subscribers and self.availability.get(feed.key) is feed:
+            del self.availability[feed.key]
+            if feed.window is not None:
+                self.live.unwatch(feed.window, feed.changed)
 
     # ---- bookingChanged ------------------------------------------------------------------
 
@@ -226,6 +238,7 @@ class Feeds:
 
 @dataclass(eq=False)
 class AvailabilityFeed(Feed):
+    key: tuple[Any, ...] = ()
     request: WindowRequest | None = None
     feeds: Feeds | None = None
     window: Window | None = None

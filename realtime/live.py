@@ -103,6 +103,7 @@ class LiveAvailability:
         self.answer_bytes = 0
         self.answers: OrderedDict[AnswerKey, Answer] = OrderedDict()
         self._gate = asyncio.Semaphore(PARALLEL_COMPUTATIONS)
+        self._telling: set[asyncio.Task[None]] = set()
 
     # ---- reads -------------------------------------------------------------------------
 
@@ -178,7 +179,19 @@ class LiveAvailability:
             return
         async with window.computing:
             if not self._trusted(window, datetime.now(UTC)):
+                before = window.version
                 await self._compute(window)
+                if window.version != before and window.watchers:
+                    # Found changed on a read (the clock, or the bus down): tell them.
+                    task = asyncio.create_task(self._tell(window, False))
+                    self._telling.add(task)
+                    task.add_done_callback(self._telling.discard)
+
+    async def _tell(self, window: Window, forced: bool) -> None:
+        await asyncio.gather(
+            *(watcher(window, forced) for watcher in list(window.watchers)),
+            return_exceptions=True,
+        )
 
     async def _compute(self, window: Window) -> None:
         _service_id, start, end, staff_id = window.key
@@ -188,8 +201,9 @@ class LiveAvailability:
             offer = await availability.availability(
                 conn, window.service, start, end, staff_id, now, booking.claims_loader(now)
             )
-        window.offer = offer
-        window.version += 1
+        if offer != window.offer:  # the same offer keeps its version: nothing to push
+            window.offer = offer
+            window.version += 1
         window.valid_until = _valid_until(window.service, offer, now)
 
     # ---- watching -----------------------------------------------------------------------
@@ -204,8 +218,8 @@ class LiveAvailability:
     ) -> Window:
         """Registers `watcher` for the window's changes; the window, fresh."""
         window = self._window(service, start, end, staff_id)
-        window.watchers.add(watcher)
         await self._fresh(window)
+        window.watchers.add(watcher)
         self._expire_at(window, window.valid_until)
         return window
 
@@ -267,16 +281,13 @@ class LiveAvailability:
     async def _refresh(self, window: Window) -> None:
         try:
             await asyncio.sleep(COALESCE)
-            before = window.offer
+            before = window.version
             forced, window.forced = window.forced, False
             async with window.computing:
                 await self._compute(window)
             self._expire_at(window, window.valid_until)
-            if forced or window.offer != before:
-                await asyncio.gather(
-                    *(watcher(window, forced) for watcher in list(window.watchers)),
-                    return_exceptions=True,
-                )
+            if forced or window.version != before:
+                await self._tell(window, forced)
         except Exception:
             log.warning("recomputing a live window failed", exc_info=True)
         finally:

@@ -38,7 +38,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from domain.users.tokens import TokenRejected
 from ids import key_of
 from realtime.feeds import Operation
-from resolvers.availability import window_request
+from resolvers.availability import WindowRequest, window_request
 
 if TYPE_CHECKING:
     from realtime.hub import Hub
@@ -93,6 +93,7 @@ class Connection:
         self.writer: asyncio.Task[None] | None = None
         self.closing = False
         self.closed: asyncio.Task[None] | None = None
+        self.timer: asyncio.TimerHandle | None = None  # until connection_init
 
     # ---- sending (never blocks the caller) -------------------------------------------------
 
@@ -150,7 +151,7 @@ class Connection:
 
     async def serve(self) -> None:
         loop = asyncio.get_running_loop()
-        timer = loop.call_later(INIT_TIMEOUT, self._init_timed_out)
+        self.timer = loop.call_later(INIT_TIMEOUT, self._init_timed_out)
         try:
             while not self.closing:
                 text = await self.websocket.receive_text()
@@ -161,10 +162,12 @@ class Connection:
                     self.close(4400, "Invalid message")
                     break
                 await self._handle(kind, message)
+                del text, message  # nothing of the last message is kept while idle
         except (WebSocketDisconnect, RuntimeError):
             pass
         finally:
-            timer.cancel()
+            if self.timer is not None:
+                self.timer.cancel()
             self.closing = True
             for stop in self.stops.values():
                 if stop is not None:
@@ -207,6 +210,9 @@ class Connection:
             self.close(4429, "Too many initialisation requests")
             return
         self.initialised = True
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
         header = None
         if isinstance(payload, dict):
             header = payload.get("authorization") or payload.get("Authorization")
@@ -318,15 +324,17 @@ class Connection:
         op = Operation(text, found, name, variables, self.viewer)
         feeds = self.hub.feeds
         if root.name.value == "availabilityChanged":
-            context = self.hub.context(self.viewer)
-            request = await window_request(
-                context.loaders,
-                args["serviceId"],
-                args["start"],
-                args["end"],
-                args.get("staffId"),
-                args.get("timeZone"),
-            )
+
+            async def request() -> WindowRequest:
+                return await window_request(
+                    self.hub.context(self.viewer).loaders,
+                    args["serviceId"],
+                    args["start"],
+                    args["end"],
+                    args.get("staffId"),
+                    args.get("timeZone"),
+                )
+
             return await feeds.watch_availability(op, request, self, subscription_id)
         booking_id = key_of(args["bookingId"], "Booking")
         stop = (
