@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta
 
 import pytest
 
 from tests.booking_api import create
-from tests.business import create_business, sign_up
+from tests.business import SET_WEEK, WEEKDAYS, create_business, payload, sign_up
 from tests.conftest import GraphQLClient, Server
 from tests.test_availability_api import local, next_weekday
 from tests.ws_client import (
@@ -104,3 +105,30 @@ async def test_booking_changed_for_its_customer_and_nobody_else(
         )
         assert cancelled["cancelBooking"]["errors"] == []
         assert (await ws.data())["data"]["bookingChanged"]["status"] == "CANCELLED"
+
+
+async def test_a_new_subscriber_does_not_make_others_receive_the_same_answer_again(
+    gql: GraphQLClient, server: Server
+) -> None:
+    """A change that leaves the window's offer as it was pushes nothing, and someone
+    subscribing afterwards gets their snapshot without the others getting it again."""
+    biz = await create_business(gql)
+    variables = {"serviceId": biz.service_id, **monday_window()}
+    async with socket(server.base_url) as first, socket(server.base_url) as second:
+        await first.init()
+        await first.subscribe(AVAILABILITY_CHANGED, variables)
+        snapshot = await first.data()
+        same_week = [{"weekday": day, "start": "09:00", "end": "17:00"} for day in WEEKDAYS[:5]]
+        await payload(
+            gql,
+            SET_WEEK,
+            {"staffId": biz.staff_ids[0], "hours": same_week},
+            biz.owner.token,
+            "setWeeklySchedule",
+        )
+        await asyncio.sleep(0.5)  # the window is computed again (50 ms after the change)
+        await second.init()
+        await second.subscribe(AVAILABILITY_CHANGED, variables)
+        assert await second.data() == snapshot
+        with pytest.raises(TimeoutError):
+            await first.next(seconds=1.0)
