@@ -102,6 +102,7 @@ class LiveAvailability:
         self.by_organization: dict[uuid.UUID, set[Window]] = {}
         self.answer_bytes = 0
         self.answers: OrderedDict[AnswerKey, Answer] = OrderedDict()
+        self.asked: OrderedDict[AnswerKey, tuple[Window, int]] = OrderedDict()
         self._gate = asyncio.Semaphore(PARALLEL_COMPUTATIONS)
         self._telling: set[asyncio.Task[None]] = set()
 
@@ -136,10 +137,16 @@ class LiveAvailability:
     def keep_answer(
         self, key: AnswerKey, window: Window, version: int, data: dict[str, object]
     ) -> None:
-        """Keeps an answer; the oldest go when there are more than KEPT_ANSWERS or they
-        weigh more than KEPT_ANSWER_BYTES (as JSON) together."""
+        """Keeps an answer asked for twice; the oldest go when there are more than
+        KEPT_ANSWERS or they weigh more than KEPT_ANSWER_BYTES (as JSON) together."""
         if key in self.answers:
             self._forget_answer(key)
+        if self.asked.pop(key, None) != (window, version):
+            # Asked once so far: remember that, no more (one-off windows cost nothing).
+            self.asked[key] = (window, version)
+            if len(self.asked) > KEPT_ANSWERS:
+                self.asked.popitem(last=False)
+            return
         size = len(orjson.dumps(data))
         if size > KEPT_ANSWER_BYTES // 4:
             return
