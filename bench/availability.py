@@ -479,36 +479,20 @@ def typename_check(data: dict[str, Any]) -> None:
 
 
 async def bench_case(
-    http: httpx.AsyncClient, case: Case, business: Business, base: datetime
+    http: httpx.AsyncClient, case: Case, business: Business, base: datetime, warm: bool = False
 ) -> Measured:
-    result = Measured(case.label)
+    """Fresh windows; or, `warm`, the case's first window again and again (its answer
+    is kept by the server: realtime/live.py)."""
+    result = Measured(f"({case.key}) warm: the same window again" if warm else case.label)
     total = case.warmup + case.requests + case.throughput_requests
     assert total <= MAX_SHIFT_MINUTES, f"{case.label}: too many requests for fresh windows"
     bodies = (
-        request_body(AVAILABILITY, availability_variables(business.service_id, base, case.days, i))
+        request_body(
+            AVAILABILITY,
+            availability_variables(business.service_id, base, case.days, 0 if warm else i),
+        )
         for i in range(total)
     )
-    await measure(
-        http,
-        result,
-        bodies,
-        case.warmup,
-        case.requests,
-        case.throughput_requests,
-        same_slots(result),
-    )
-    return result
-
-
-async def bench_warm(
-    http: httpx.AsyncClient, case: Case, business: Business, base: datetime
-) -> Measured:
-    """The same window asked again and again: its answer is kept (realtime/live.py)."""
-    result = Measured(f"({case.key}) warm: the same window again")
-    body = request_body(
-        AVAILABILITY, availability_variables(business.service_id, base, case.days, 0)
-    )
-    bodies = iter(lambda: body, b"")
     await measure(
         http,
         result,
@@ -628,7 +612,7 @@ async def run(cases: Sequence[Case]) -> None:
                 results.append(await bench_case(http, case, businesses[case.key], base))
                 print(f"  measured {case.label}", flush=True)
             for case in cases:
-                results.append(await bench_warm(http, case, businesses[case.key], base))
+                results.append(await bench_case(http, case, businesses[case.key], base, warm=True))
                 print(f"  measured {case.label}, warm", flush=True)
 
             floor_lines: list[str] = []

@@ -544,7 +544,7 @@ def _taken() -> DomainError:
 
 
 # The booking and the first entry of its history, in one round trip.
-_INSERT_BOOKING = """
+_NEW_BOOKING = """
 WITH booking AS (
     INSERT INTO bookings (
         id, reference, organization_id, service_id, staff_id, customer_id, guest_name,
@@ -555,22 +555,13 @@ WITH booking AS (
 ), change AS (
     INSERT INTO booking_changes (booking_id, status, start_at, end_at, actor)
     SELECT id, status, start_at, end_at, $17 FROM booking
-)
-SELECT * FROM booking"""
+)"""
+_INSERT_BOOKING = _NEW_BOOKING + " SELECT * FROM booking"  # noqa: S608 - constant text
 # ... and the first seat of its session too (claims.take_seat's row, seat 1), which the
 # exclusion constraint may refuse: `seated` says.
-_INSERT_BOOKING_AND_SEAT = """
-WITH booking AS (
-    INSERT INTO bookings (
-        id, reference, organization_id, service_id, staff_id, customer_id, guest_name,
-        guest_email, guest_phone, manage_token_hash, start_at, end_at, status, notes,
-        price_amount, currency
-    ) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
-    ON CONFLICT (reference) DO NOTHING RETURNING *
-), change AS (
-    INSERT INTO booking_changes (booking_id, status, start_at, end_at, actor)
-    SELECT id, status, start_at, end_at, $17 FROM booking
-), seat AS (
+_INSERT_BOOKING_AND_SEAT = (
+    _NEW_BOOKING  # noqa: S608 - constant text
+    + """, seat AS (
     INSERT INTO claims (
         id, resource_id, service_id, start_at, end_at, buffer_before_minutes,
         buffer_after_minutes, period, session_key, seat, capacity, booking_id
@@ -586,6 +577,7 @@ WITH booking AS (
     SELECT e->>'kind', e->'payload' FROM jsonb_array_elements($23::jsonb) AS e
 )
 SELECT booking.*, EXISTS (SELECT FROM seat) AS seated, pg_notify('outbox', '') FROM booking"""
+)
 
 
 async def create_booking(
