@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, event
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.pool import ConnectionPoolEntry
 
 from database import driver
 
@@ -126,6 +127,7 @@ async def record(conn: AsyncConnection, *events: Event) -> None:
 
 
 _PENDING = "domain_events"
+_COMMITTED = "committed_domain_events"
 
 
 def note(conn: AsyncConnection, *events: Event) -> None:
@@ -135,18 +137,30 @@ def note(conn: AsyncConnection, *events: Event) -> None:
 
 
 def on_commit(engine: AsyncEngine, deliver: Callable[[list[Event]], None]) -> None:
-    """Hands this process the events of each of its transactions as it commits, so
-    what it caches is forgotten before it answers again (read your writes). Every
+    """Hands this process the events of each of its transactions once it has committed,
+    so what it caches is forgotten before it answers again (read your writes). Every
     process, this one included, hears of them again through the relay, milliseconds
-    later. A rolled-back transaction hands nothing."""
+    later. A rolled-back transaction hands nothing.
+
+    SQLAlchemy's `commit` event fires before the COMMIT is sent: the events are only
+    set aside then, and handed over when the connection goes back to the pool, which
+    is after the COMMIT succeeded (a failed one rolls back and drops them)."""
 
     def commit(conn: Connection) -> None:
         pending = conn.info.pop(_PENDING, None)
         if pending:
-            deliver(pending)
+            conn.info.setdefault(_COMMITTED, []).extend(pending)
 
     def rollback(conn: Connection) -> None:
         conn.info.pop(_PENDING, None)
+        conn.info.pop(_COMMITTED, None)
+
+    def checkin(dbapi_connection: object, record: ConnectionPoolEntry) -> None:
+        committed = record.info.pop(_COMMITTED, None)
+        record.info.pop(_PENDING, None)  # a connection closed mid-transaction
+        if committed:
+            deliver(committed)
 
     event.listen(engine.sync_engine, "commit", commit)
     event.listen(engine.sync_engine, "rollback", rollback)
+    event.listen(engine.sync_engine.pool, "checkin", checkin)

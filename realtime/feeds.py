@@ -249,16 +249,19 @@ class AvailabilityFeed(Feed):
         return self.window.version if self.window else -1
 
     async def changed(self, window: Window, forced: bool) -> None:
-        await self.push()
+        await self.push(forced)
 
-    async def push(self) -> None:
+    async def push(self, forced: bool = False) -> None:
+        """Sends the window's offer to every subscriber, unless they have it already
+        (`forced`: they may have missed it, the bus was down)."""
         assert self.feeds is not None
         assert self.request is not None
         assert self.window is not None
         async with self._lock:
             version, offer = self.window.version, self.window.offer
             if version == self.rendered_version and self.payload is not None:
-                self.send(self.payload)
+                if forced:
+                    self.send(self.payload)
                 return
             assert offer is not None
             context = self.feeds.context(self.operation.viewer)

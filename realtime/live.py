@@ -181,22 +181,27 @@ class LiveAvailability:
             and self.bus_healthy()
         )
 
-    async def _fresh(self, window: Window) -> None:
+    async def _fresh(self, window: Window, quiet: Watcher | None = None) -> None:
+        """Computes the window when it is not trusted; tells its watchers (except
+        `quiet`, which is about to read it anyway) when that changed it."""
         if self._trusted(window, datetime.now(UTC)):
             return
         async with window.computing:
             if not self._trusted(window, datetime.now(UTC)):
                 before = window.version
                 await self._compute(window)
-                if window.version != before and window.watchers:
+                others = window.watchers - {quiet} if quiet else window.watchers
+                if window.version != before and others:
                     # Found changed on a read (the clock, or the bus down): tell them.
-                    task = asyncio.create_task(self._tell(window, False))
+                    task = asyncio.create_task(self._tell(window, False, others))
                     self._telling.add(task)
                     task.add_done_callback(self._telling.discard)
 
-    async def _tell(self, window: Window, forced: bool) -> None:
+    async def _tell(
+        self, window: Window, forced: bool, watchers: set[Watcher] | None = None
+    ) -> None:
         await asyncio.gather(
-            *(watcher(window, forced) for watcher in list(window.watchers)),
+            *(watcher(window, forced) for watcher in list(watchers or window.watchers)),
             return_exceptions=True,
         )
 
@@ -225,8 +230,13 @@ class LiveAvailability:
     ) -> Window:
         """Registers `watcher` for the window's changes; the window, fresh."""
         window = self._window(service, start, end, staff_id)
-        await self._fresh(window)
+        # Watched before it is computed: a change meanwhile must not drop the window.
         window.watchers.add(watcher)
+        try:
+            await self._fresh(window, quiet=watcher)
+        except BaseException:
+            window.watchers.discard(watcher)
+            raise
         self._expire_at(window, window.valid_until)
         return window
 

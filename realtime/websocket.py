@@ -51,6 +51,7 @@ INIT_TIMEOUT = 10.0
 KEEP_ALIVE = 15.0
 MAX_SUBSCRIPTIONS = 100
 MAX_PENDING = 100
+CLOSE_TIMEOUT = 5.0
 DOCUMENTS_KEPT = 512
 
 
@@ -94,6 +95,9 @@ class Connection:
         self.closing = False
         self.closed: asyncio.Task[None] | None = None
         self.timer: asyncio.TimerHandle | None = None  # until connection_init
+        self.serving: asyncio.Task[Any] | None = None
+        self.abandoned = False  # given up on: the client reads nothing, not even a close
+        self.finishing = False  # serve() is letting go already
 
     # ---- sending (never blocks the caller) -------------------------------------------------
 
@@ -138,18 +142,33 @@ class Connection:
             return
         self.closing = True
         self.outbox.clear()
+        self._stop_all()  # nothing more is rendered or queued for it from now on
         if self.writer is not None:
             self.writer.cancel()
         self.closed = asyncio.create_task(self._close(code, reason))
 
     async def _close(self, code: int, reason: str) -> None:
+        """Sends the close frame; a client that reads nothing never lets it out (the
+        socket is not writable), so after CLOSE_TIMEOUT the connection is abandoned:
+        `serve` stops waiting for the client and lets go of everything."""
         with contextlib.suppress(Exception):
             if self.websocket.application_state != WebSocketState.DISCONNECTED:
-                await asyncio.wait_for(self.websocket.close(code, reason), 5)
+                await asyncio.wait_for(self.websocket.close(code, reason), CLOSE_TIMEOUT)
+        if self.serving is not None and not self.finishing:
+            self.abandoned = True
+            self.serving.cancel()
+
+    def _stop_all(self) -> None:
+        stops = list(self.stops.values())
+        self.stops.clear()
+        for stop in stops:
+            if stop is not None:
+                stop()
 
     # ---- receiving ----------------------------------------------------------------------
 
     async def serve(self) -> None:
+        self.serving = asyncio.current_task()
         loop = asyncio.get_running_loop()
         self.timer = loop.call_later(INIT_TIMEOUT, self._init_timed_out)
         try:
@@ -165,17 +184,18 @@ class Connection:
                 del text, message  # nothing of the last message is kept while idle
         except (WebSocketDisconnect, RuntimeError):
             pass
+        except asyncio.CancelledError:
+            if not self.abandoned:
+                raise
         finally:
+            self.finishing = True
             if self.timer is not None:
                 self.timer.cancel()
             self.closing = True
-            for stop in self.stops.values():
-                if stop is not None:
-                    stop()
-            self.stops.clear()
+            self._stop_all()
             if self.writer is not None:
                 self.writer.cancel()
-            if self.closed is not None:
+            if self.closed is not None and not self.abandoned:
                 await self.closed
 
     def _init_timed_out(self) -> None:

@@ -31,7 +31,15 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from config import ROOT
-from tests.conftest import IN_CI, GraphQLClient, free_port
+from tests.conftest import (
+    ADMIN_URL,
+    IN_CI,
+    GraphQLClient,
+    _admin,
+    free_port,
+    migrate,
+    with_database,
+)
 
 # One per test session.
 REDIS_PREFIX = f"test-{uuid.uuid4().hex}:"
@@ -351,19 +359,50 @@ async def shared_redis() -> AsyncIterator[str]:
         yield server.url
 
 
+# ---- databases ----------------------------------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def own_database() -> AsyncIterator[str]:
+    """A fresh, migrated database of its own, dropped afterwards. Every app process runs an
+    outbox relay that drains its database's outbox to its own bus: processes that must
+    see each other's events need a database no other process (the in-process test server,
+    another fleet on another Redis) drains."""
+    name = f"booking_test_{uuid.uuid4().hex[:12]}"
+    admin = await _admin()
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        url = with_database(ADMIN_URL, name)
+        try:
+            await asyncio.to_thread(migrate, url)
+            yield url
+        finally:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
 # ---- fixtures -----------------------------------------------------------------------------
 
 
 def app_processes(
-    name: str, *, count: int = 2, redis: Literal["shared", "down"] = "shared"
+    name: str,
+    *,
+    count: int = 2,
+    redis: Literal["shared", "down"] = "shared",
+    database: Literal["session", "own"] = "session",
 ) -> Callable[..., Any]:
     """A module-scoped fixture called `name`: `count` app processes on the session's test
-    database. redis="shared": the machine's Redis under this session's prefix;
+    database (database="own": on a database of their own, see `own_database`).
+    redis="shared": the machine's Redis under this session's prefix;
     redis="down": REDIS_URL names a loopback port nobody listens on."""
 
     @pytest_asyncio.fixture(name=name, scope="module", loop_scope="session")
     async def fixture(database_url: str) -> AsyncIterator[Apps]:
         async with contextlib.AsyncExitStack() as stack:
+            if database == "own":
+                # Dropped last (last in, first out): after the processes stopped.
+                database_url = await stack.enter_async_context(own_database())
             if redis == "shared":
                 redis_url = await stack.enter_async_context(shared_redis())
                 # After the processes stop (last in, first out): leases left behind go.
