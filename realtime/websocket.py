@@ -80,7 +80,25 @@ class Documents:
 
 
 class Connection:
-    """One client's socket."""
+    """One client's socket. Slotted: thousands of them sit idle for hours."""
+
+    __slots__ = (
+        "abandoned",
+        "acknowledged",
+        "closed",
+        "closing",
+        "finishing",
+        "hub",
+        "initialised",
+        "legacy",
+        "outbox",
+        "serving",
+        "stops",
+        "timer",
+        "viewer",
+        "websocket",
+        "writer",
+    )
 
     def __init__(self, websocket: WebSocket, hub: Hub, protocol: str) -> None:
         self.websocket = websocket
@@ -90,7 +108,7 @@ class Connection:
         self.initialised = False
         self.acknowledged = False
         self.stops: dict[str, Callable[[], None] | None] = {}
-        self.outbox: deque[str] = deque()
+        self.outbox: deque[str] | None = None  # made when there is something to send
         self.writer: asyncio.Task[None] | None = None
         self.closing = False
         self.closed: asyncio.Task[None] | None = None
@@ -104,6 +122,8 @@ class Connection:
     def _enqueue(self, message: dict[str, Any] | str) -> None:
         if self.closing:
             return
+        if self.outbox is None:
+            self.outbox = deque()
         if len(self.outbox) >= MAX_PENDING:
             self.close(1008, f"not reading: {MAX_PENDING} messages unread")
             return
@@ -115,6 +135,7 @@ class Connection:
         try:
             while self.outbox and not self.closing:
                 await self.websocket.send_text(self.outbox.popleft())
+            self.outbox = None  # idle again: nothing kept
         except (OSError, RuntimeError, WebSocketDisconnect):  # gone: the reader sees it too
             self.closing = True
         finally:
@@ -141,7 +162,7 @@ class Connection:
         if self.closing:
             return
         self.closing = True
-        self.outbox.clear()
+        self.outbox = None
         self._stop_all()  # nothing more is rendered or queued for it from now on
         if self.writer is not None:
             self.writer.cancel()
@@ -398,6 +419,9 @@ async def graphql_websocket(websocket: WebSocket) -> None:
         await websocket.close(4406, "Subprotocol not acceptable")
         return
     await websocket.accept(subprotocol=protocol)
+    # The handshake's headers are not read again (the token comes in connection_init):
+    # an idle subscriber should not keep them for hours.
+    websocket.scope["headers"] = []
     connection = Connection(websocket, hub, protocol)
     hub.connections.add(connection)
     try:

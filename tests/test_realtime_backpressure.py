@@ -118,7 +118,7 @@ async def overflow(
 
     def pushed_or_closed(version: int) -> bool:
         nonlocal peak
-        peak = max(peak, sum(len(m) for m in mine.outbox))
+        peak = max(peak, sum(len(m) for m in mine.outbox or ()))
         return mine.closing or feed.rendered_version > version
 
     while not mine.closing:
@@ -165,7 +165,7 @@ async def test_a_subscriber_that_does_not_read_is_closed_with_1008(
         for start in free_starts()[made : made + 5]:
             await book(gql, customer, biz.service_id, start, biz.staff_ids[0])
         await asyncio.sleep(0.2)  # their pushes (50 ms coalescing) would be queued by now
-        assert len(mine.outbox) == 0
+        assert not mine.outbox
         grown = process.memory_info().rss - rss_before
         assert grown < 100 * MiB, f"RSS grew by {grown / MiB:.0f} MiB"
 
