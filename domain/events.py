@@ -109,14 +109,12 @@ def decode(data: bytes | str) -> list[Event]:
     return [e for e in found if e is not None]
 
 
-# One statement for any number of events; the NOTIFY is delivered only at commit.
+# One row per transaction, holding all its events (kind ROW_KIND, the payload the list
+# of {kind, payload}), written in one statement; the NOTIFY is delivered only at commit.
+ROW_KIND = "events"
 RECORD = """
-WITH written AS (
-    INSERT INTO outbox (kind, payload)
-    SELECT e->>'kind', e->'payload' FROM jsonb_array_elements($1::jsonb) AS e
-    RETURNING id
-)
-SELECT pg_notify('outbox', ''), (SELECT count(*) FROM written)"""
+WITH written AS (INSERT INTO outbox (kind, payload) VALUES ('events', $1::jsonb) RETURNING id)
+SELECT pg_notify('outbox', '') FROM written"""
 
 
 async def record(conn: AsyncConnection, *events: Event) -> None:

@@ -572,9 +572,8 @@ _INSERT_BOOKING_AND_SEAT = (
            $21, 1, $22, id
     FROM booking
     ON CONFLICT DO NOTHING RETURNING id
-), outbox AS (  -- events.record's insert: the booking's events, in the same round trip
-    INSERT INTO outbox (kind, payload)
-    SELECT e->>'kind', e->'payload' FROM jsonb_array_elements($23::jsonb) AS e
+), outbox AS (  -- events.record's row: the booking's events, in the same round trip
+    INSERT INTO outbox (kind, payload) VALUES ('events', $23::jsonb)
 )
 SELECT booking.*, EXISTS (SELECT FROM seat) AS seated, pg_notify('outbox', '') FROM booking"""
 )
