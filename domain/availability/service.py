@@ -29,6 +29,7 @@ from domain.availability.tables import (
     working_hours,
 )
 from domain.errors import DomainError, ErrorCode, Problems
+from domain.kept import KeptRecords
 from domain.validation import is_email, is_time_zone
 from ids import uuid7
 
@@ -369,6 +370,19 @@ async def services_by_id(
         "SELECT * FROM services WHERE id = ANY($1::uuid[])", list(ids)
     )
     return {row["id"]: _service(row) for row in rows}
+
+
+_SERVICES: KeptRecords[uuid.UUID, Service] = KeptRecords(seconds=60, most=10_000)
+
+
+async def service_by_id(conn: AsyncConnection, service_id: uuid.UUID) -> Service | None:
+    """One service, kept in memory a minute (services are not edited: domain/kept.py)."""
+    found = _SERVICES.get(service_id)
+    if found is None:
+        found = (await services_by_id(conn, [service_id])).get(service_id)
+        if found is not None:
+            _SERVICES.put(service_id, found)
+    return found
 
 
 async def staff_by_id(conn: AsyncConnection, ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Staff]:

@@ -168,16 +168,11 @@ class Policy:
 async def _service_and_org(
     conn: AsyncConnection, service_id: uuid.UUID | None, field: str
 ) -> tuple[Service, Organization]:
-    service = (
-        (await availability.services_by_id(conn, [service_id])).get(service_id)
-        if service_id
-        else None
-    )
+    service = await availability.service_by_id(conn, service_id) if service_id else None
     if service is None:
         raise DomainError(ErrorCode.NOT_FOUND, "No such service.", field)
-    org = (await users.organizations_by_id(conn, [service.organization_id]))[
-        service.organization_id
-    ]
+    org = await users.organization_by_id(conn, service.organization_id)
+    assert org is not None
     return service, org
 
 

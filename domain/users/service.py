@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from database import driver
 from domain.errors import DomainError, ErrorCode, Problems
+from domain.kept import KeptRecords
 from domain.users.passwords import hash_password, password_problem, verify_password
 from domain.users.records import MANAGERS, Membership, Organization, Role, Session, User
 from domain.users.tables import (
@@ -289,6 +290,19 @@ async def organizations_by_id(
         "SELECT * FROM organizations WHERE id = ANY($1::uuid[])", list(ids)
     )
     return {row["id"]: _organization(row) for row in rows}
+
+
+_ORGANIZATIONS: KeptRecords[uuid.UUID, Organization] = KeptRecords(seconds=60, most=10_000)
+
+
+async def organization_by_id(conn: AsyncConnection, org_id: uuid.UUID) -> Organization | None:
+    """One organization, kept in memory a minute (not edited: domain/kept.py)."""
+    found = _ORGANIZATIONS.get(org_id)
+    if found is None:
+        found = (await organizations_by_id(conn, [org_id])).get(org_id)
+        if found is not None:
+            _ORGANIZATIONS.put(org_id, found)
+    return found
 
 
 async def organization_by_slug(conn: AsyncConnection, slug: str) -> Organization | None:
