@@ -37,6 +37,7 @@ schema-check: install
 bench: install
 	$(BIN)/python bench/availability.py
 	$(BIN)/python bench/booking.py
+	$(BIN)/python bench/subscriptions.py
 
 lock:
 	$(BIN)/uv pip compile requirements.in --no-emit-index-url --no-emit-find-links \
