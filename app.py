@@ -18,9 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route, WebSocketRoute
+from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-from starlette.websockets import WebSocket
 
 from config import Settings
 from database import create_engine, libpq_url, reader
@@ -36,7 +35,7 @@ from graphql_view import GraphQLEndpoint, context_for, format_error
 from realtime.bus import EventBus
 from realtime.hub import Hub
 from realtime.relay import forget_published
-from realtime.websocket import graphql_websocket
+from realtime.websocket import accept as accept_websocket
 from schema import schema
 
 log = logging.getLogger("booking")
@@ -138,7 +137,8 @@ async def metrics(request: Request) -> Response:
 
 class RequestMetrics:
     """Counts and times HTTP requests per route (cheap: no per-request allocation
-    beyond the labels)."""
+    beyond the labels). The outermost app: WebSocket /graphql goes from here straight
+    to its handler (realtime/websocket.py), which is its only route."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -148,7 +148,9 @@ class RequestMetrics:
             # Straight to the handler: Starlette's middleware stack would keep ~5 KiB
             # per live subscriber's connection for as long as it stays open.
             scope["app"] = starlette_app
-            await graphql_websocket(WebSocket(scope, receive, send))
+            connection = await accept_websocket(scope, receive, send)
+            if connection is not None:
+                await connection.serve()
             return
         if scope["type"] != "http":
             await self.app(scope, receive, send)
@@ -176,7 +178,6 @@ KNOWN_PATHS = frozenset({"/graphql", "/healthz", "/readyz", "/metrics", "/demo"}
 starlette_app = Starlette(
     routes=[
         Route("/graphql", graphql_app, methods=["GET", "POST"]),
-        WebSocketRoute("/graphql", graphql_websocket),
         Route("/healthz", healthz),
         Route("/readyz", readyz),
         Route("/metrics", metrics),

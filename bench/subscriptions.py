@@ -70,6 +70,7 @@ from websockets.typing import Subprotocol
 from websockets.version import version as websockets_version
 
 ROOT = Path(__file__).resolve().parent.parent
+LEAN = os.environ.get("BENCH_WS", "lean") == "lean"  # uvicorn with realtime/uvicorn_ws.py
 if str(ROOT) not in sys.path:  # run as a script: `bench` is a package of the checkout
     sys.path.insert(0, str(ROOT))
 
@@ -200,7 +201,9 @@ def raise_open_files_limit() -> int:
 @asynccontextmanager
 async def server_pair(database_url: str, prefix: str, deflate: bool) -> AsyncIterator[list[Server]]:
     env = {"REDIS_URL": REDIS_URL, "REDIS_PREFIX": prefix}
-    args = () if deflate else ("--ws-per-message-deflate", "false")
+    args: tuple[str, ...] = () if deflate else ("--ws-per-message-deflate", "false")
+    if LEAN:
+        args += ("--ws", "realtime.uvicorn_ws:LeanWebSocketProtocol")
     async with AsyncExitStack() as stack:
         servers = [
             await stack.enter_async_context(running_server(database_url, env, extra_args=args))

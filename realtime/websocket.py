@@ -33,7 +33,7 @@ from graphql import (
 )
 from graphql.execution.values import get_argument_values, get_variable_values
 from graphql.utilities import get_operation_ast
-from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+from starlette.types import Receive, Scope, Send
 
 from domain.users.tokens import TokenRejected
 from ids import key_of
@@ -87,21 +87,26 @@ class Connection:
         "acknowledged",
         "closed",
         "closing",
+        "disconnected",
         "finishing",
         "hub",
         "initialised",
         "legacy",
         "outbox",
+        "receive",
+        "send",
         "serving",
         "stops",
         "timer",
         "viewer",
-        "websocket",
         "writer",
     )
 
-    def __init__(self, websocket: WebSocket, hub: Hub, protocol: str) -> None:
-        self.websocket = websocket
+    def __init__(self, receive: Receive, send: Send, hub: Hub, protocol: str) -> None:
+        # Plain ASGI, no Starlette WebSocket around it: less to keep per idle client.
+        self.receive = receive
+        self.send = send
+        self.disconnected = False
         self.hub = hub
         self.legacy = protocol == LEGACY_WS
         self.viewer: uuid.UUID | None = None
@@ -134,9 +139,9 @@ class Connection:
     async def _write(self) -> None:
         try:
             while self.outbox and not self.closing:
-                await self.websocket.send_text(self.outbox.popleft())
+                await self.send({"type": "websocket.send", "text": self.outbox.popleft()})
             self.outbox = None  # idle again: nothing kept
-        except (OSError, RuntimeError, WebSocketDisconnect):  # gone: the reader sees it too
+        except (OSError, RuntimeError):  # gone: the reader sees it too
             self.closing = True
         finally:
             self.writer = None
@@ -173,8 +178,9 @@ class Connection:
         socket is not writable), so after CLOSE_TIMEOUT the connection is abandoned:
         `serve` stops waiting for the client and lets go of everything."""
         with contextlib.suppress(Exception):
-            if self.websocket.application_state != WebSocketState.DISCONNECTED:
-                await asyncio.wait_for(self.websocket.close(code, reason), CLOSE_TIMEOUT)
+            if not self.disconnected:
+                message = {"type": "websocket.close", "code": code, "reason": reason}
+                await asyncio.wait_for(self.send(message), CLOSE_TIMEOUT)
         if self.serving is not None and not self.finishing:
             self.abandoned = True
             self.serving.cancel()
@@ -189,12 +195,20 @@ class Connection:
     # ---- receiving ----------------------------------------------------------------------
 
     async def serve(self) -> None:
+        self.hub.connections.add(self)
         self.serving = asyncio.current_task()
         loop = asyncio.get_running_loop()
         self.timer = loop.call_later(INIT_TIMEOUT, self._init_timed_out)
         try:
             while not self.closing:
-                text = await self.websocket.receive_text()
+                event = await self.receive()
+                if event["type"] == "websocket.disconnect":
+                    self.disconnected = True
+                    break
+                text = event.get("text")
+                if text is None:
+                    text = (event.get("bytes") or b"").decode("utf-8", errors="replace")
+                del event
                 try:
                     message = orjson.loads(text)
                     kind = message["type"]
@@ -203,7 +217,7 @@ class Connection:
                     break
                 await self._handle(kind, message)
                 del text, message  # nothing of the last message is kept while idle
-        except (WebSocketDisconnect, RuntimeError):
+        except (OSError, RuntimeError):
             pass
         except asyncio.CancelledError:
             if not self.abandoned:
@@ -216,6 +230,7 @@ class Connection:
             self._stop_all()
             if self.writer is not None:
                 self.writer.cancel()
+            self.hub.connections.discard(self)
             if self.closed is not None and not self.abandoned:
                 await self.closed
 
@@ -411,20 +426,22 @@ def _json(value: str) -> str:
     return orjson.dumps(value).decode()
 
 
-async def graphql_websocket(websocket: WebSocket) -> None:
-    hub: Hub = websocket.app.state.realtime
-    offered = websocket.scope.get("subprotocols") or []
+async def accept(scope: Scope, receive: Receive, send: Send) -> Connection | None:
+    """The handshake of WebSocket /graphql: the accepted connection, for the caller to
+    `serve()` (app.py; returning first spares every idle client this frame), or None."""
+    hub: Hub = scope["app"].state.realtime
+    if (await receive())["type"] != "websocket.connect":
+        return None
+    offered = scope.get("subprotocols") or []
     protocol = next((p for p in (TRANSPORT_WS, LEGACY_WS) if p in offered), None)
     if protocol is None:
-        await websocket.close(4406, "Subprotocol not acceptable")
-        return
-    await websocket.accept(subprotocol=protocol)
-    # The handshake's headers are not read again (the token comes in connection_init):
-    # an idle subscriber should not keep them for hours.
-    websocket.scope["headers"] = []
-    connection = Connection(websocket, hub, protocol)
-    hub.connections.add(connection)
-    try:
-        await connection.serve()
-    finally:
-        hub.connections.discard(connection)
+        await send(
+            {"type": "websocket.close", "code": 4406, "reason": "Subprotocol not acceptable"}
+        )
+        return None
+    await send({"type": "websocket.accept", "subprotocol": protocol})
+    # Nothing of the handshake is read again (the token comes in connection_init), and
+    # an idle subscriber should not keep it for hours: only what uvicorn logs stays.
+    for key in ("headers", "state", "extensions", "app", "subprotocols", "raw_path"):
+        scope.pop(key, None)
+    return Connection(receive, send, hub, protocol)

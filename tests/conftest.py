@@ -130,7 +130,14 @@ async def server(database_url: str) -> AsyncIterator[Server]:
     from app import app, starlette_app
 
     port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        lifespan="on",
+        ws="realtime.uvicorn_ws:LeanWebSocketProtocol",  # as `make run` serves
+    )
     uvicorn_server = uvicorn.Server(config)
     task = asyncio.create_task(uvicorn_server.serve())
     while not uvicorn_server.started:
