@@ -791,8 +791,14 @@ async def run(counts: Sequence[int], modes: Sequence[bool], profile: Path | None
         sys.exit(f"open-files limit {limit:,}: {needed:,} needed (raise the hard limit)")
     load = os.getloadavg()[0]
     print(
-        f"Python {platform.python_version()}, uvicorn {uvicorn.__version__} (its `auto` "
-        f"WebSocket implementation), websockets {websockets_version}; "
+        f"Python {platform.python_version()}, uvicorn {uvicorn.__version__} ("
+        + (
+            "--ws realtime.uvicorn_ws:LeanWebSocketProtocol, its sansio protocol without "
+            "the kept handshake; BENCH_WS=auto for uvicorn's own"
+            if LEAN
+            else "its `auto` WebSocket implementation"
+        )
+        + f"), websockets {websockets_version}; "
         f"{os.cpu_count()} CPUs shared by the client, the two server processes, PostgreSQL "
         f"and Redis; 1-minute load average before the run: {load:.2f}; open-files limit "
         f"{limit:,} (the servers inherit it)",
