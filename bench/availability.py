@@ -311,13 +311,18 @@ class Api:
         return payload
 
 
-async def create_business(api: Api, token: str, staff_count: int) -> Business:
+async def create_business(
+    api: Api, token: str, staff_count: int, service_input: dict[str, Any] | None = None
+) -> Business:
     slug = f"bench-{uuid.uuid4().hex[:10]}"
     org_input = {"name": "Bench Clinic", "slug": slug, "timeZone": ZONE, "currency": "EUR"}
     org = await api.mutate(CREATE_ORG, "createOrganization", org_input, token)
     org_id: str = org["organization"]["id"]
     service = await api.mutate(
-        CREATE_SERVICE, "createService", {"organizationId": org_id, **SERVICE}, token
+        CREATE_SERVICE,
+        "createService",
+        {"organizationId": org_id, **(service_input or SERVICE)},
+        token,
     )
     service_id: str = service["service"]["id"]
     staff_ids: list[str] = []

@@ -75,13 +75,8 @@ if str(ROOT) not in sys.path:  # run as a script: `bench` is a package of the ch
     sys.path.insert(0, str(ROOT))
 
 from bench.availability import (  # noqa: E402
-    ADD_STAFF,
-    CREATE_ORG,
-    CREATE_SERVICE,
     HEADERS,
-    SET_WEEK,
     SIGN_UP,
-    WEEK,
     Api,
     Server,
     first_monday,
@@ -89,6 +84,7 @@ from bench.availability import (  # noqa: E402
     running_server,
     scratch_database,
 )
+from bench.availability import create_business as create_base_business  # noqa: E402
 from bench.booking import (  # noqa: E402
     REDIS_URL,
     CpuMeter,
@@ -153,21 +149,8 @@ class Business:
 
 
 async def create_business(api: Api, token: str, first: date) -> Business:
-    slug = f"bench-{uuid.uuid4().hex[:10]}"
-    org_input = {"name": "Bench Clinic", "slug": slug, "timeZone": ZONE, "currency": "EUR"}
-    org = await api.mutate(CREATE_ORG, "createOrganization", org_input, token)
-    org_id: str = org["organization"]["id"]
-    service = await api.mutate(
-        CREATE_SERVICE, "createService", {"organizationId": org_id, **SERVICE}, token
-    )
-    service_id: str = service["service"]["id"]
-    staff_ids: list[str] = []
-    for i in range(STAFF):
-        member = {"organizationId": org_id, "name": f"Staff {i:02d}", "serviceIds": [service_id]}
-        added = await api.mutate(ADD_STAFF, "addStaff", member, token)
-        staff_id: str = added["staff"]["id"]
-        await api.mutate(SET_WEEK, "setWeeklySchedule", {"staffId": staff_id, "hours": WEEK}, token)
-        staff_ids.append(staff_id)
+    made = await create_base_business(api, token, STAFF, SERVICE)
+    service_id, staff_ids = made.service_id, made.staff_ids
     zone = ZoneInfo(ZONE)
     windows = []
     for week in range(WINDOWS + 2):  # the last two: warm-up bookings nobody watches

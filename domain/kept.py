@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from collections.abc import Hashable
+from collections.abc import Awaitable, Callable, Hashable
 from typing import Generic, TypeVar
 
 K = TypeVar("K", bound=Hashable)
@@ -41,3 +41,12 @@ class KeptRecords(Generic[K, V]):
 
     def forget(self, key: K) -> None:
         self._kept.pop(key, None)
+
+    async def get_or_load(self, key: K, load: Callable[[K], Awaitable[V | None]]) -> V | None:
+        """The kept record, or the one `load` finds (kept from then on)."""
+        found = self.get(key)
+        if found is None:
+            found = await load(key)
+            if found is not None:
+                self.put(key, found)
+        return found

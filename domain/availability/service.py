@@ -377,12 +377,11 @@ _SERVICES: KeptRecords[uuid.UUID, Service] = KeptRecords(seconds=60, most=10_000
 
 async def service_by_id(conn: AsyncConnection, service_id: uuid.UUID) -> Service | None:
     """One service, kept in memory a minute (services are not edited: domain/kept.py)."""
-    found = _SERVICES.get(service_id)
-    if found is None:
-        found = (await services_by_id(conn, [service_id])).get(service_id)
-        if found is not None:
-            _SERVICES.put(service_id, found)
-    return found
+
+    async def load(key: uuid.UUID) -> Service | None:
+        return (await services_by_id(conn, [key])).get(key)
+
+    return await _SERVICES.get_or_load(service_id, load)
 
 
 async def staff_by_id(conn: AsyncConnection, ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Staff]:

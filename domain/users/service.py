@@ -297,12 +297,11 @@ _ORGANIZATIONS: KeptRecords[uuid.UUID, Organization] = KeptRecords(seconds=60, m
 
 async def organization_by_id(conn: AsyncConnection, org_id: uuid.UUID) -> Organization | None:
     """One organization, kept in memory a minute (not edited: domain/kept.py)."""
-    found = _ORGANIZATIONS.get(org_id)
-    if found is None:
-        found = (await organizations_by_id(conn, [org_id])).get(org_id)
-        if found is not None:
-            _ORGANIZATIONS.put(org_id, found)
-    return found
+
+    async def load(key: uuid.UUID) -> Organization | None:
+        return (await organizations_by_id(conn, [key])).get(key)
+
+    return await _ORGANIZATIONS.get_or_load(org_id, load)
 
 
 async def organization_by_slug(conn: AsyncConnection, slug: str) -> Organization | None:
