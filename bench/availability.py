@@ -310,6 +310,16 @@ class Api:
             raise RuntimeError(f"{name} failed: {payload['errors']}")
         return payload
 
+    async def sign_up(self, name: str, email: str | None = None) -> str:
+        """A new user's access token."""
+        email = email or f"bench-{uuid.uuid4().hex[:10]}@example.com"
+        password = "a long enough passphrase"
+        made = await self.mutate(
+            SIGN_UP, "signUp", {"email": email, "password": password, "name": name}
+        )
+        token: str = made["accessToken"]
+        return token
+
 
 async def create_business(
     api: Api, token: str, staff_count: int, service_input: dict[str, Any] | None = None
@@ -589,13 +599,7 @@ async def run(cases: Sequence[Case]) -> None:
         limits = httpx.Limits(max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY)
         async with httpx.AsyncClient(base_url=server.base_url, timeout=120, limits=limits) as http:
             api = Api(http)
-            email = f"bench-{uuid.uuid4().hex[:10]}@example.com"
-            owner = await api.mutate(
-                SIGN_UP,
-                "signUp",
-                {"email": email, "password": "a long enough passphrase", "name": "Bench"},
-            )
-            token: str = owner["accessToken"]
+            token = await api.sign_up("Bench")
             seeded = time.perf_counter()
             businesses: dict[str, Business] = {}
             for case in cases:

@@ -62,7 +62,6 @@ from bench.availability import (  # noqa: E402
     CREATE_SERVICE,
     HEADERS,
     SET_WEEK,
-    SIGN_UP,
     TYPENAME,
     Api,
     Server,
@@ -284,18 +283,10 @@ async def sign_up_customers(api: Api, count: int) -> list[str]:
     run = uuid.uuid4().hex[:8]
     for first in range(0, count, 8):
         batch = [
-            api.mutate(
-                SIGN_UP,
-                "signUp",
-                {
-                    "email": f"bench-{run}-{i}@example.com",
-                    "password": "a long enough passphrase",
-                    "name": f"Customer {i}",
-                },
-            )
+            api.sign_up(f"Customer {i}", f"bench-{run}-{i}@example.com")
             for i in range(first, min(first + 8, count))
         ]
-        tokens.extend(p["accessToken"] for p in await asyncio.gather(*batch))
+        tokens.extend(await asyncio.gather(*batch))
     return tokens
 
 
@@ -750,16 +741,7 @@ async def run(processes: Sequence[int], profile: Path | None) -> None:
                 async with seeding:
                     api = Api(seeding)
                     started = time.perf_counter()
-                    owner = await api.mutate(
-                        SIGN_UP,
-                        "signUp",
-                        {
-                            "email": f"owner-{uuid.uuid4().hex[:10]}@example.com",
-                            "password": "a long enough passphrase",
-                            "name": "Owner",
-                        },
-                    )
-                    token: str = owner["accessToken"]
+                    token = await api.sign_up("Owner")
                     pool = await create_business(api, token, STAFF)
                     arena = await create_business(api, token, RACE_STAFF)
                     customers = await sign_up_customers(api, CUSTOMERS)

@@ -800,16 +800,7 @@ async def run(counts: Sequence[int], modes: Sequence[bool], profile: Path | None
         ):
             api = Api(http)
             started = time.perf_counter()
-            owner = await api.mutate(
-                SIGN_UP,
-                "signUp",
-                {
-                    "email": f"owner-{uuid.uuid4().hex[:10]}@example.com",
-                    "password": "a long enough passphrase",
-                    "name": "Owner",
-                },
-            )
-            business = await create_business(api, owner["accessToken"], first_monday())
+            business = await create_business(api, await api.sign_up("Owner"), first_monday())
             customer = await api.mutate(
                 SIGN_UP,
                 "signUp",
