@@ -51,7 +51,6 @@ class Hub:
         self.relay = OutboxRelay(dsn, bus.publish)
         self.documents = Documents()
         self.connections: set[Connection] = set()
-        self.background: set[asyncio.Task[None]] = set()
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
