@@ -52,8 +52,7 @@ async def take_seat(
     """Claims one seat of `service` at `start` on the resource; False when the database
     refuses (the time is taken, or the session is full)."""
     end = start + timedelta(minutes=service.duration_minutes)
-    before = timedelta(minutes=service.buffer_before_minutes)
-    after = timedelta(minutes=service.buffer_after_minutes)
+    period_start, period_end = period_of(service, start)
     key = session_key(service.id, start)
     raw = await driver(conn)
     for attempt in range(2):
@@ -67,8 +66,8 @@ async def take_seat(
                 end,
                 service.buffer_before_minutes,
                 service.buffer_after_minutes,
-                start - before,
-                end + after,
+                period_start,
+                period_end,
                 key,
                 seat,
                 service.capacity,
@@ -85,7 +84,7 @@ async def take_seat(
                 delete(claims)
                 .where(
                     claims.c.resource_id == resource_id,
-                    claims.c.period.op("&&")(func.tstzrange(start - before, end + after, "[)")),
+                    claims.c.period.op("&&")(func.tstzrange(period_start, period_end, "[)")),
                     claims.c.expires_at <= now,
                 )
                 .returning(claims.c.id)
