@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import logging
 import time
@@ -31,7 +30,8 @@ from domain.booking.slot_lock import LocalSlotLock, RedisSlotLock
 from domain.users import service as users
 from domain.users.tokens import TokenSigner
 from graphiql import GRAPHIQL_ROUTES
-from graphql_view import GraphQLEndpoint, context_for, format_error
+from graphql_view import GraphQLEndpoint, context_for, documents_for, format_error
+from lifecycle import Step, cancelling, pause, shut_down
 from realtime.bus import EventBus
 from realtime.hub import Hub
 from realtime.relay import forget_published
@@ -42,6 +42,7 @@ log = logging.getLogger("booking")
 
 REQUESTS = Counter("http_requests_total", "HTTP requests", ["path", "status"])
 LATENCY = Histogram("http_request_duration_seconds", "HTTP request latency", ["path"])
+READY_TIMEOUT = 2.0  # seconds
 
 
 @asynccontextmanager
@@ -71,23 +72,25 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
         signer=app.state.signer,
         context=lambda viewer: context_for(app.state, viewer=viewer),
         format_error=format_error,
+        documents=documents_for(app.state),
     )
     app.state.live = hub.live
     app.state.realtime = hub
     events.on_commit(engine, hub.live.changed)
     await hub.start()
     tune_garbage_collector()
-    sweeper = asyncio.create_task(sweep(engine))
+    sweeper = asyncio.create_task(sweep(engine), name="sweeper")
     try:
         yield
     finally:
         sweeper.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await sweeper
-        await hub.stop()
+        # Bounded: a PostgreSQL or Redis that stopped answering must not keep the
+        # process from stopping (uvicorn waits for the lifespan however many signals).
+        steps: list[Step] = [("the sweeper", lambda: sweeper), ("realtime", hub.stop)]
         if redis is not None:
-            await redis.aclose()
-        await engine.dispose()
+            steps.append(("redis", redis.aclose))
+        steps.append(("the database pool", engine.dispose))
+        await shut_down(steps, settings.shutdown_timeout_seconds)
 
 
 async def sweep(engine: AsyncEngine, every: float = 15.0) -> None:
@@ -102,8 +105,10 @@ async def sweep(engine: AsyncEngine, every: float = 15.0) -> None:
             await booking.forget_old_idempotency_keys(engine, now)
             await forget_published(engine, now - timedelta(days=7))
         except Exception:
+            if cancelling():  # the cancellation, disguised on its way out
+                raise asyncio.CancelledError from None
             log.warning("sweep failed", exc_info=True)
-        await asyncio.sleep(every)
+        await pause(every)
 
 
 def tune_garbage_collector() -> None:
@@ -123,10 +128,12 @@ async def healthz(request: Request) -> Response:
 
 async def readyz(request: Request) -> Response:
     try:
-        async with request.app.state.engine.connect() as conn:
+        # Bounded: a probe must answer, and a database that does not answer is not ready.
+        async with asyncio.timeout(READY_TIMEOUT), request.app.state.engine.connect() as conn:
             await conn.execute(text("select 1"))
-    except Exception:
-        log.warning("readiness check failed", exc_info=True)
+    except Exception as error:  # noqa: BLE001 - whatever failed, the answer is 503
+        # One line: probes repeat every few seconds for as long as an outage lasts.
+        log.warning("readiness check failed: %r", error)
         return JSONResponse({"status": "unavailable", "database": "unreachable"}, status_code=503)
     return JSONResponse({"status": "ok", "database": "reachable"})
 

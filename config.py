@@ -27,6 +27,16 @@ class Settings:
     refresh_token_days: int = 30
     jwt_issuer: str = "booking-api"
     jwt_audience: str = "booking-spa"
+    # What one request may ask and hold (README: Limits). The defaults sit well above
+    # what an SPA sends; past them a document is refused before it runs.
+    max_depth: int = 15
+    max_aliases: int = 30
+    max_tokens: int = 2_000
+    max_directives: int = 50
+    max_cost: int = 100_000
+    operation_timeout_seconds: float = 10.0
+    request_connections: int = 3
+    shutdown_timeout_seconds: float = 5.0
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -42,4 +52,12 @@ class Settings:
             data_dir=Path(os.environ.get("BOOKING_DATA_DIR", ROOT / ".data")),
             redis_prefix=os.environ.get("REDIS_PREFIX", "booking:"),
             database_pool_size=int(os.environ.get("DATABASE_POOL_SIZE", "20")),
+            max_depth=int(os.environ.get("GRAPHQL_MAX_DEPTH", "15")),
+            max_aliases=int(os.environ.get("GRAPHQL_MAX_ALIASES", "30")),
+            max_tokens=int(os.environ.get("GRAPHQL_MAX_TOKENS", "2000")),
+            max_directives=int(os.environ.get("GRAPHQL_MAX_DIRECTIVES", "50")),
+            max_cost=int(os.environ.get("GRAPHQL_MAX_COST", "100000")),
+            operation_timeout_seconds=float(os.environ.get("OPERATION_TIMEOUT_SECONDS", "10")),
+            request_connections=int(os.environ.get("REQUEST_DB_CONNECTIONS", "3")),
+            shutdown_timeout_seconds=float(os.environ.get("SHUTDOWN_TIMEOUT_SECONDS", "5")),
         )

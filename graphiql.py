@@ -10,6 +10,7 @@ the WebSocket; otherwise the accessToken of the last signIn/signUp/refreshSessio
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from starlette.responses import Response
@@ -63,6 +64,61 @@ GRAPHIQL_ROUTES: list[BaseRoute] = [
     Mount("/static", app=_StaticFiles(directory=STATIC_DIR, check_dir=False), name="static"),
 ]
 
+# A first visit (nothing remembered by GraphiQL, no ?q=) opens on these, run against the
+# demo business that `make run` or `python seed.py` creates; the page fills in the
+# Variables (the demo clinic's first service, the next 7 days, their first free slot).
+# tests/test_graphiql_examples.py validates the document against the schema.
+EXAMPLES = """\
+# Booking API examples, on the demo business that
+# `make run` (or `python seed.py`) creates. Press the run
+# button and pick one; their Variables are filled in below.
+#
+# Availability  free slots of the demo clinic's first
+#               service in the next 7 days
+# BookAsGuest   books the Variables' "slot" as a guest (run
+#               it before SignIn: signed in, you book as
+#               yourself and `guest` is ignored)
+# SlotsLive     the same slots, pushed again whenever anyone
+#               books or cancels: try a booking at /demo
+# SignIn        the demo owner; the page then sends its
+#               token with every request
+
+query Availability($serviceId: ID!, $start: DateTime!, $end: DateTime!) {
+  availability(serviceId: $serviceId, start: $start, end: $end) {
+    service { name durationMinutes }
+    timeZone
+    days { date slots { start end remainingCapacity staff { name } } }
+  }
+}
+
+mutation BookAsGuest($serviceId: ID!, $slot: DateTime!, $key: String!) {
+  createBooking(input: {
+    serviceId: $serviceId
+    start: $slot
+    idempotencyKey: $key
+    guest: { name: "Grace Guest", email: "grace@example.com" }
+  }) {
+    booking { reference status start end staff { name } }
+    manageToken
+    errors { code field message }
+  }
+}
+
+subscription SlotsLive($serviceId: ID!, $start: DateTime!, $end: DateTime!) {
+  availabilityChanged(serviceId: $serviceId, start: $start, end: $end) {
+    days { date slots { start remainingCapacity } }
+  }
+}
+
+mutation SignIn {
+  signIn(input: { email: "owner@demo-clinic.test", password: "demo-owner-2026" }) {
+    accessToken
+    user { name email }
+    errors { code message }
+  }
+}
+"""
+
 # Nothing may load from another host: the policy makes the browser refuse it.
 CSP = (
     "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
@@ -99,6 +155,7 @@ _PAGE = """<!doctype html>
   const TOKEN_KEY = "booking-api:graphiql:access-token";
   const TOKEN_FIELDS = new Set(["signIn", "signUp", "refreshSession"]);
   const GraphQL = GraphiQL.GraphQL; // graphql-js, bundled in graphiql's UMD build
+  const EXAMPLES = @EXAMPLES@;
 
   function load() {
     try { return window.localStorage.getItem(TOKEN_KEY) || ""; } catch (e) { return ""; }
@@ -252,15 +309,57 @@ _PAGE = """<!doctype html>
     try { setTyped(JSON.parse(text || "{}")); } catch (e) { /* still being typed */ }
   }
 
-  function App() {
+  // The examples' variables, from public data (no token: a stale one would fail them).
+  async function lookup(query, variables) {
+    const response = await fetch(HTTP_URL, {
+      method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ query: query, variables: variables }),
+    });
+    return (await response.json()).data;
+  }
+  async function exampleVariables() {
+    const day = 24 * 3600 * 1000;
+    const start = new Date(Math.ceil(Date.now() / day) * day); // next midnight UTC
+    const iso = function (date) { return date.toISOString().replace(".000Z", "Z"); };
+    const values = {
+      serviceId: "no demo-clinic yet: run `python seed.py`, then reload",
+      start: iso(start), end: iso(new Date(start.getTime() + 7 * day)), slot: null,
+      key: Date.now().toString(36) + Math.random().toString(36).slice(2),
+    };
+    try {
+      const org = (await lookup(
+        '{ organization(slug: "demo-clinic") { services(first: 1) { edges { node { id } } } } }',
+      )).organization;
+      const edge = org && org.services.edges[0];
+      if (edge) {
+        values.serviceId = edge.node.id;
+        const free = (await lookup(
+          "query($s: ID!, $a: DateTime!, $b: DateTime!) "
+            + "{ availability(serviceId: $s, start: $a, end: $b) { slots { start } } }",
+          { s: values.serviceId, a: values.start, b: values.end },
+        )).availability.slots;
+        if (free.length) values.slot = free[0].start;
+      }
+    } catch (e) { /* the examples still show; their variables need filling in */ }
+    return JSON.stringify(values, null, 2);
+  }
+  function firstVisit() {
+    try {
+      return !window.localStorage.getItem("graphiql:tabState")
+        && !window.localStorage.getItem("graphiql:query");
+    } catch (e) { return true; }
+  }
+
+  function App(props) {
     const explorer = React.useMemo(function () {
       return GraphiQLPluginExplorer.explorerPlugin();
     }, []);
     return React.createElement(GraphiQL, {
       fetcher: fetcher,
       plugins: [explorer],
+      defaultQuery: EXAMPLES, // also what a new tab starts with
       query: url.searchParams.get("q") || undefined,
-      variables: url.searchParams.get("variables") || undefined,
+      variables: url.searchParams.get("variables") || props.variables,
       onEditQuery: onEditQuery,
       onEditHeaders: onEditHeaders,
       defaultEditorToolsVisibility: true,
@@ -269,7 +368,13 @@ _PAGE = """<!doctype html>
       inputValueDeprecation: true,
     });
   }
-  ReactDOM.createRoot(document.getElementById("graphiql")).render(React.createElement(App));
+  function render(variables) {
+    ReactDOM.createRoot(document.getElementById("graphiql"))
+      .render(React.createElement(App, { variables: variables }));
+  }
+  // Variables only on a first visit: GraphiQL would open a new tab for them otherwise.
+  if (!url.searchParams.has("q") && firstVisit()) exampleVariables().then(render);
+  else render(undefined);
 })();
 </script>
 </body>
@@ -281,6 +386,7 @@ _HTML = (
     _PAGE.replace("@CSP@", CSP)
     .replace("@STYLESHEETS@", "\n".join(f'<link rel="stylesheet" href="{u}">' for u in STYLESHEETS))
     .replace("@SCRIPTS@", "\n".join(f'<script src="{u}"></script>' for u in SCRIPTS))
+    .replace("@EXAMPLES@", json.dumps(EXAMPLES).replace("</", "<\\/"))
 )
 
 

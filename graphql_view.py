@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import re
 import uuid
-from functools import lru_cache
 from typing import Any
 
+import asyncpg
 import orjson
-from graphql import FieldNode, GraphQLError, OperationType, parse
-from graphql.utilities import get_operation_ast
+import sqlalchemy.exc
+from cross_web import HTTPException
+from graphql import (
+    FieldNode,
+    GraphQLError,
+    GraphQLSyntaxError,
+    OperationDefinitionNode,
+    OperationType,
+)
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.websockets import WebSocket
@@ -18,17 +27,55 @@ from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.types.execution import ExecutionResult
 
 from dataloaders import DataLoaders
+from dataloaders.share import ConnectionShare
 from domain.users.tokens import TokenRejected, TokenSigner
 from graphiql import graphiql_html
 from realtime.live import AnswerKey
 from schema.context import Context
+from schema.operation_limits import (
+    GRAPHQL_PARSE_FAILED,
+    GRAPHQL_VALIDATION_FAILED,
+    REQUEST_ERROR_CODES,
+    Documents,
+    Limits,
+    Prepared,
+)
 
 log = logging.getLogger("booking.graphql")
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 
+TIMEOUT = "TIMEOUT"
+SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE"
 # Codes we raise on purpose; anything else reaching the client is a fault.
-PUBLIC_CODES = frozenset({"UNAUTHENTICATED", "FORBIDDEN", "INVALID_INPUT", "NOT_FOUND"})
+PUBLIC_CODES = (
+    frozenset({"UNAUTHENTICATED", "FORBIDDEN", "INVALID_INPUT", "NOT_FOUND", TIMEOUT})
+    | REQUEST_ERROR_CODES
+)
+# What the database (or the network to it) being away looks like: not a fault of ours
+# to trace, and worth a retry by the client.
+OUTAGES = (
+    ConnectionError,  # refused, reset, aborted: not every OSError is an outage
+    asyncpg.InterfaceError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    sqlalchemy.exc.DisconnectionError,
+    sqlalchemy.exc.TimeoutError,  # no pooled connection came free in time
+)
+# A request id the client sent is kept when it looks like one (it ends up in our logs).
+REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+
+
+def _outage(error: GraphQLError) -> BaseException | None:
+    """The database outage behind an error, if that is what it is."""
+    seen: BaseException | None = error.original_error
+    while seen is not None:
+        if isinstance(seen, OUTAGES) or (
+            isinstance(seen, sqlalchemy.exc.DBAPIError) and seen.connection_invalidated
+        ):
+            return seen
+        seen = getattr(seen, "original_error", None) or seen.__cause__
+    return None
 
 
 def _public_code(error: GraphQLError) -> str | None:
@@ -54,8 +101,10 @@ def authenticate(context: Context, signer: TokenSigner, header: str) -> None:
         context.auth_failed = True
 
 
-def format_error(error: GraphQLError) -> dict[str, Any]:
-    """The client's view of an error: no stack, no internals, always a code."""
+def format_error(error: GraphQLError, request_id: str | None = None) -> dict[str, Any]:
+    """The client's view of an error: no stack, no internals, always a code. Logged
+    here, once: the client's mistakes at INFO in one line, our faults at ERROR with
+    their traceback and the request id the client is given to quote."""
     formatted: dict[str, Any] = {"message": error.message}
     if error.locations:
         formatted["locations"] = [
@@ -64,19 +113,61 @@ def format_error(error: GraphQLError) -> dict[str, Any]:
     if error.path:
         formatted["path"] = error.path
     code = _public_code(error)
+    if code is None and error.original_error is None:
+        # graphql-core's own: a malformed request (syntax, validation).
+        code = (
+            GRAPHQL_PARSE_FAILED
+            if isinstance(error, GraphQLSyntaxError)
+            else GRAPHQL_VALIDATION_FAILED
+        )
     if code is not None:
         formatted["extensions"] = {"code": code}
-        field = error.extensions.get("field") if error.extensions else None
-        if field:
-            formatted["extensions"]["field"] = field
-    elif error.original_error is None:
-        # graphql-core's own: a malformed request (syntax, validation, variables).
-        formatted["extensions"] = {"code": "GRAPHQL_VALIDATION_FAILED"}
+        if error.extensions:
+            for name in ("field", "limit", "figure", "max"):
+                if name in error.extensions:
+                    formatted["extensions"][name] = error.extensions[name]
+        log.info("%s %s at %s: %s", request_id or "-", code, error.path or "-", error.message)
+    elif (outage := _outage(error)) is not None:
+        log.warning("%s database unavailable at %s: %r", request_id or "-", error.path, outage)
+        formatted["message"] = "The service is briefly unavailable; try again in a moment."
+        formatted["extensions"] = {"code": SERVICE_UNAVAILABLE}
     else:
-        log.error("fault while resolving %s", error.path, exc_info=error.original_error)
+        log.error(
+            "%s fault while resolving %s",
+            request_id or "-",
+            error.path,
+            exc_info=error.original_error,
+        )
         formatted["message"] = "Internal server error."
         formatted["extensions"] = {"code": "INTERNAL_SERVER_ERROR"}
+        if request_id:
+            formatted["extensions"]["requestId"] = request_id
     return formatted
+
+
+def documents_for(state: Any) -> Documents:
+    """The checked documents of this app, with the limits of its settings."""
+    documents: Documents | None = getattr(state, "documents", None)
+    if documents is None:
+        from schema import schema
+
+        settings = state.settings
+        limits = Limits(
+            depth=settings.max_depth,
+            aliases=settings.max_aliases,
+            tokens=settings.max_tokens,
+            directives=settings.max_directives,
+            cost=settings.max_cost,
+        )
+        documents = Documents(schema._schema, limits)
+        state.documents = documents
+    return documents
+
+
+async def _client_gone(request: Request) -> None:
+    """Returns when the client has disconnected (the body has been read already)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
 
 
 def context_for(
@@ -85,7 +176,9 @@ def context_for(
     response: Response | None = None,
     viewer: uuid.UUID | None = None,
 ) -> Context:
-    """A fresh context (fresh dataloaders) for one request or one subscription event."""
+    """A fresh context (fresh dataloaders, its own share of the pool) for one request
+    or one subscription event."""
+    share = ConnectionShare(state.engine, state.reader, state.settings.request_connections)
     return Context(
         request=request,
         response=response,
@@ -93,7 +186,8 @@ def context_for(
         reader=state.reader,
         signer=state.signer,
         settings=state.settings,
-        loaders=DataLoaders.create(state.reader),
+        share=share,
+        loaders=DataLoaders.create(share),
         slot_lock=state.slot_lock,
         policy=state.policy,
         live=state.live,
@@ -102,16 +196,10 @@ def context_for(
     )
 
 
-@lru_cache(maxsize=512)
-def _reads_availability_only(query: str, operation_name: str | None) -> bool:
-    """Whether the document's operation is a query of `availability` fields alone (with
-    any selection under them): its whole answer depends on one live window."""
-    try:
-        document = parse(query)
-    except GraphQLError:
-        return False
-    operation = get_operation_ast(document, operation_name)
-    if operation is None or operation.operation != OperationType.QUERY:
+def _reads_availability_only(operation: OperationDefinitionNode) -> bool:
+    """Whether the operation is a query of `availability` fields alone (with any
+    selection under them): its whole answer depends on one live window."""
+    if operation.operation != OperationType.QUERY:
         return False
     fields = operation.selection_set.selections
     return bool(fields) and all(
@@ -119,14 +207,15 @@ def _reads_availability_only(query: str, operation_name: str | None) -> bool:
     )
 
 
-def _answer_key(request_data: GraphQLRequestData, viewer: uuid.UUID | None) -> AnswerKey | None:
+def _answer_key(
+    request_data: GraphQLRequestData, prepared: Prepared, viewer: uuid.UUID | None
+) -> AnswerKey | None:
     """The key a kept answer of this request would have: the document, the operation,
     the variables and the viewer (answers can show the viewer more, e.g. time off)."""
-    query = request_data.query
-    if not query or not _reads_availability_only(query, request_data.operation_name):
+    if not _reads_availability_only(prepared.operation):
         return None
     variables = orjson.dumps(request_data.variables or {}, option=orjson.OPT_SORT_KEYS)
-    return (query, request_data.operation_name, variables, viewer)
+    return (request_data.query or "", request_data.operation_name, variables, viewer)
 
 
 class GraphQLEndpoint(GraphQL[Context, None]):
@@ -139,6 +228,8 @@ class GraphQLEndpoint(GraphQL[Context, None]):
     ) -> Context:
         state = request.app.state
         context = context_for(state, request, response if isinstance(response, Response) else None)
+        given = request.headers.get("x-request-id", "")
+        request.state.request_id = given if REQUEST_ID.fullmatch(given) else uuid.uuid4().hex[:16]
         header = request.headers.get("authorization")
         if header:
             authenticate(context, state.signer, header)
@@ -163,18 +254,31 @@ class GraphQLEndpoint(GraphQL[Context, None]):
                     )
                 ],
             )
-        key = _answer_key(request_data, context.viewer_id)
-        if key is not None:
-            kept = context.live.answer(key)
-            if kept is not None:
-                return ExecutionResult(data=kept, errors=None)
-        result = await super().execute_single(
-            request=request,
-            request_adapter=request_adapter,
-            sub_response=sub_response,
-            context=context,
-            root_value=root_value,
-            request_data=request_data,
+        key = None
+        if request_data.query is not None:
+            # Checked first (limits, variables), even for answers kept from before.
+            prepared = documents_for(request.app.state).prepare(
+                request_data.query, request_data.operation_name, request_data.variables
+            )
+            if isinstance(prepared, list):
+                return ExecutionResult(data=None, errors=prepared)
+            context.prepared = prepared
+            key = _answer_key(request_data, prepared, context.viewer_id)
+            if key is not None:
+                kept = context.live.answer(key)
+                if kept is not None:
+                    return ExecutionResult(data=kept, errors=None)
+        result = await self._bounded(
+            request,
+            context,
+            super().execute_single(
+                request=request,
+                request_adapter=request_adapter,
+                sub_response=sub_response,
+                context=context,
+                root_value=root_value,
+                request_data=request_data,
+            ),
         )
         if key is not None and not result.errors and len(context.windows_read) == 1:
             window, version = context.windows_read[0]
@@ -182,16 +286,57 @@ class GraphQLEndpoint(GraphQL[Context, None]):
                 context.live.keep_answer(key, window, version, result.data)
         return result
 
+    async def _bounded(self, request: Request, context: Context, execution: Any) -> ExecutionResult:
+        """Runs the execution until it ends, the time limit passes or the client goes
+        away; in the last two cases it is cancelled, with every resolver and batch
+        load under it, and its connections return to the pool before we answer."""
+        task: asyncio.Task[ExecutionResult] = asyncio.ensure_future(execution)
+        watcher = asyncio.ensure_future(_client_gone(request))
+        limit = context.settings.operation_timeout_seconds
+        try:
+            done, _ = await asyncio.wait(
+                (task, watcher), timeout=limit, return_when=asyncio.FIRST_COMPLETED
+            )
+        except asyncio.CancelledError:
+            task.cancel()
+            raise
+        finally:
+            watcher.cancel()
+        if task in done:
+            return task.result()
+        task.cancel()
+        # Cancelled work unwinds at once (its connections back in the pool); the bound
+        # only keeps a resolver that ignored its cancellation from holding the answer.
+        await asyncio.wait((task,), timeout=1.0)
+        if task.done() and not task.cancelled():
+            task.exception()  # retrieved: whatever it was, the answer below stands
+        if watcher in done:
+            log.info("%s client went away: execution cancelled", request.state.request_id)
+            message = "The client went away; the operation was cancelled."
+        else:
+            message = f"The operation took longer than {limit:g} s and was stopped."
+        return ExecutionResult(
+            data=None, errors=[GraphQLError(message, extensions={"code": TIMEOUT})]
+        )
+
+    def parse_json(self, data: str | bytes) -> object:
+        """Any JSON that is not an object is the client's mistake: 400, said plainly."""
+        parsed = super().parse_json(data)
+        if not isinstance(parsed, dict | list):  # a list is a batch: refused as such
+            raise HTTPException(400, 'Send a JSON object, such as {"query": "{ __typename }"}.')
+        return parsed
+
     async def process_result(
         self, request: Request, result: ExecutionResult
     ) -> GraphQLHTTPResponse:
         data: GraphQLHTTPResponse = {}
-        errors = [format_error(e) for e in result.errors or ()]
-        # A request that failed validation never executed: no `data` entry at all.
+        request_id = getattr(request.state, "request_id", None)
+        errors = [format_error(e, request_id) for e in result.errors or ()]
+        # A request refused before execution never executed: no `data` entry at all.
         if (
             result.data is not None
             or not errors
-            or any(e["extensions"]["code"] != "GRAPHQL_VALIDATION_FAILED" for e in errors)
+            or any(e["extensions"]["code"] not in REQUEST_ERROR_CODES for e in errors)
         ):
             data["data"] = result.data
         if errors:

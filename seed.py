@@ -28,6 +28,7 @@ class Demo:
     owner_email: str
     owner_password: str
     created: bool
+    time_zone: str = ZONE
 
 
 def _next_christmas(today: date) -> date:
@@ -105,14 +106,22 @@ async def seed(engine: AsyncEngine, settings: Settings) -> Demo:
     return Demo(SLUG, OWNER_EMAIL, OWNER_PASSWORD, created=True)
 
 
-if __name__ == "__main__":
-    from database import create_engine, libpq_url
+async def seed_url(url: str, settings: Settings) -> Demo:
+    """`seed` on the database at the libpq `url` (migrated: `alembic upgrade head`)."""
+    from database import create_engine
 
-    async def main() -> None:
-        settings = Settings.from_env()
-        engine = create_engine(libpq_url(settings), pool_size=1)
-        demo = await seed(engine, settings)
+    engine = create_engine(url, pool_size=1)
+    try:
+        return await seed(engine, settings)
+    finally:
         await engine.dispose()
-        print(f"demo business '{demo.slug}' {'created' if demo.created else 'already there'}")
 
-    asyncio.run(main())
+
+if __name__ == "__main__":
+    # `python seed.py`: the demo business on DATABASE_URL (or the embedded server).
+    from database import libpq_url
+
+    settings = Settings.from_env()
+    demo = asyncio.run(seed_url(libpq_url(settings), settings))
+    print(f"demo business {demo.slug}: {'created now' if demo.created else 'kept from before'}")
+    print(f"owner sign-in: {demo.owner_email} / {demo.owner_password}")

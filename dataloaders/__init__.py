@@ -8,15 +8,16 @@ import uuid
 from datetime import date, datetime
 from functools import cached_property
 
-from sqlalchemy.ext.asyncio import AsyncEngine
 from strawberry.dataloader import DataLoader
 
 from dataloaders.history_by_booking import history_by_booking
 from dataloaders.memberships_by_user import memberships_by_user
 from dataloaders.organizations_by_id import organizations_by_id
+from dataloaders.organizations_by_slug import organizations_by_slug
 from dataloaders.overrides_by_staff import overrides_by_staff
 from dataloaders.service_ids_by_staff import service_ids_by_staff
 from dataloaders.services_by_id import services_by_id
+from dataloaders.share import Connects
 from dataloaders.staff_by_id import staff_by_id
 from dataloaders.staff_ids_by_service import staff_ids_by_service
 from dataloaders.time_off_by_id import time_off_by_id
@@ -32,11 +33,11 @@ class DataLoaders:
     """The loaders of one request (or one subscription event). Each is made on first
     use: most requests need two or three of them."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: Connects) -> None:
         self._engine = engine
 
     @classmethod
-    def create(cls, engine: AsyncEngine) -> DataLoaders:
+    def create(cls, engine: Connects) -> DataLoaders:
         return cls(engine)
 
     @cached_property
@@ -46,6 +47,10 @@ class DataLoaders:
     @cached_property
     def organizations(self) -> DataLoader[uuid.UUID, Organization | None]:
         return organizations_by_id(self._engine)
+
+    @cached_property
+    def organizations_by_slug(self) -> DataLoader[str, Organization | None]:
+        return organizations_by_slug(self._engine)
 
     @cached_property
     def memberships(self) -> DataLoader[uuid.UUID, list[Membership] | None]:

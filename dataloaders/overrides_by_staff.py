@@ -3,16 +3,16 @@ from __future__ import annotations
 import uuid
 from datetime import date
 
-from sqlalchemy.ext.asyncio import AsyncEngine
 from strawberry.dataloader import DataLoader
 
+from dataloaders.share import Connects
 from domain.availability import service as availability
 from domain.availability.records import DateOverride
 
 Key = tuple[uuid.UUID, date, date]
 
 
-def overrides_by_staff(engine: AsyncEngine) -> DataLoader[Key, list[DateOverride]]:
+def overrides_by_staff(engine: Connects) -> DataLoader[Key, list[DateOverride]]:
     """Date overrides of (staff, first date, last date): one statement per distinct range,
     so a list of staff asking for the same dates costs one."""
 

@@ -3,9 +3,9 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy.ext.asyncio import AsyncEngine
 from strawberry.dataloader import DataLoader
 
+from dataloaders.share import Connects
 from domain.availability import service as availability
 from domain.availability.records import TimeOff
 
@@ -13,7 +13,7 @@ from domain.availability.records import TimeOff
 Key = tuple[uuid.UUID, uuid.UUID, datetime, datetime]
 
 
-def time_off_by_staff(engine: AsyncEngine) -> DataLoader[Key, list[TimeOff]]:
+def time_off_by_staff(engine: Connects) -> DataLoader[Key, list[TimeOff]]:
     """Time off overlapping [start, end) of a staff member, organization-wide closures
     included: one statement per distinct (organization, range)."""
 

@@ -150,6 +150,10 @@ def on_commit(engine: AsyncEngine, deliver: Callable[[list[Event]], None]) -> No
             conn.info.setdefault(_COMMITTED, []).extend(pending)
 
     def rollback(conn: Connection) -> None:
+        if conn.invalidated:
+            # Its connection is gone (the server went away): `conn.info` would raise
+            # PendingRollbackError over the real error, and `checkin` tidies up anyway.
+            return
         conn.info.pop(_PENDING, None)
         conn.info.pop(_COMMITTED, None)
 

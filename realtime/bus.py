@@ -25,6 +25,8 @@ from broadcaster._base import Event as Message
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+import lifecycle
+
 log = logging.getLogger(__name__)
 
 RESYNC = ""  # the message that says: messages may have been lost
@@ -98,7 +100,7 @@ class ResilientRedisBackend(BroadcastBackend):
             finally:
                 self.connected = False
                 await _quietly_close(pubsub, client)
-            await asyncio.sleep(pause)
+            await lifecycle.pause(pause)
             pause = min(pause * 2, 2.0)
 
     async def _read(self, pubsub: Any, subscribed: set[str]) -> None:
@@ -128,9 +130,13 @@ class ResilientRedisBackend(BroadcastBackend):
 
 
 async def _quietly_close(pubsub: Any, client: Redis) -> None:
+    # Not wait_for: in Python 3.11 it swallows a cancellation that arrives as the close
+    # ends, and the listener would go on after `disconnect` cancelled it.
     try:
-        await asyncio.wait_for(pubsub.aclose(), TIMEOUT)
-        await asyncio.wait_for(client.aclose(), TIMEOUT)
+        async with asyncio.timeout(TIMEOUT):
+            await pubsub.aclose()
+        async with asyncio.timeout(TIMEOUT):
+            await client.aclose()
     except (RedisError, OSError, TimeoutError):
         pass
 

@@ -22,8 +22,9 @@ from realtime.bus import RESYNC, EventBus
 from realtime.feeds import Feeds
 from realtime.live import LiveAvailability
 from realtime.relay import OutboxRelay
-from realtime.websocket import KEEP_ALIVE, Connection, Documents
+from realtime.websocket import KEEP_ALIVE, Connection
 from schema.context import Context
+from schema.operation_limits import Documents
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,7 @@ class Hub:
         signer: TokenSigner,
         context: Callable[[uuid.UUID | None], Context],
         format_error: Callable[[GraphQLError], dict[str, Any]],
+        documents: Documents,
     ) -> None:
         self.schema = schema
         self.graphql_schema = schema._schema
@@ -49,7 +51,7 @@ class Hub:
         self.live = LiveAvailability(reader, lambda: bus.healthy)
         self.feeds = Feeds(self.graphql_schema, self.live, reader, context, format_error)
         self.relay = OutboxRelay(dsn, bus.publish)
-        self.documents = Documents()
+        self.documents = documents  # checked as over HTTP, limits included
         self.connections: set[Connection] = set()
         self._tasks: list[asyncio.Task[None]] = []
 

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from database import driver
 from domain import events
+from lifecycle import cancelling, pause
 
 log = logging.getLogger(__name__)
 
@@ -61,23 +62,34 @@ class OutboxRelay:
                     if self._failing:
                         log.warning("outbox relay resumed")
                         self._failing = False
+                    # Not wait_for: in Python 3.11 it swallows a cancellation that
+                    # arrives as the wait ends, and the relay would never stop.
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), POLL_EVERY)
+                        async with asyncio.timeout(POLL_EVERY):
+                            await self._wake.wait()
                     # Under load commits come in bursts: a moment's wait lets one batch
                     # (four round trips) carry many of them.
                     await asyncio.sleep(GATHER)
                     self._wake.clear()
             except asyncio.CancelledError:
                 raise
-            except (RedisError, OSError, TimeoutError, asyncpg.PostgresError) as error:
+            except (
+                RedisError,
+                OSError,
+                TimeoutError,
+                asyncpg.PostgresError,
+                asyncpg.InterfaceError,
+            ) as error:
                 # An outage (Redis, PostgreSQL): the rows wait; say so once per outage.
                 if not self._failing:
                     log.warning("outbox relay paused (%s); retrying", error)
                 self._failing = True
-                await asyncio.sleep(POLL_EVERY)
+                await pause(POLL_EVERY)
             except Exception:
+                if cancelling():  # the cancellation, disguised on its way out
+                    raise asyncio.CancelledError from None
                 log.warning("outbox relay failed; retrying", exc_info=True)
-                await asyncio.sleep(POLL_EVERY)
+                await pause(POLL_EVERY)
             finally:
                 if connection is not None and not connection.is_closed():
                     connection.terminate()
@@ -101,7 +113,7 @@ class OutboxRelay:
                     batch.append({"kind": row["kind"], "payload": payload})
             try:
                 await self.publish(orjson.dumps(batch))
-            except BaseException:
+            except (Exception, asyncio.CancelledError):
                 # Best effort: if this fails too, the rows stay marked and their events
                 # are lost, which the bus's resync (on its return) makes up for.
                 with contextlib.suppress(Exception):

@@ -18,27 +18,21 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from graphql import (
-    DocumentNode,
-    FieldNode,
-    GraphQLError,
-    OperationType,
-    parse,
-    validate,
-)
-from graphql.execution.values import get_argument_values, get_variable_values
-from graphql.utilities import get_operation_ast
+from graphql import FieldNode, GraphQLError, OperationType
+from graphql.execution.values import get_argument_values
 from starlette.types import Receive, Scope, Send
+from strawberry.types import ExecutionResult
 
 from domain.users.tokens import TokenRejected
 from ids import key_of
 from realtime.feeds import Operation
 from resolvers.availability import WindowRequest, window_request
+from schema.operation_limits import Prepared
 
 if TYPE_CHECKING:
     from realtime.hub import Hub
@@ -52,31 +46,6 @@ KEEP_ALIVE = 15.0
 MAX_SUBSCRIPTIONS = 100
 MAX_PENDING = 100
 CLOSE_TIMEOUT = 5.0
-DOCUMENTS_KEPT = 512
-
-
-class Documents:
-    """Parsed and validated documents by text: subscribers send the same few."""
-
-    def __init__(self) -> None:
-        self.kept: OrderedDict[str, DocumentNode | list[GraphQLError]] = OrderedDict()
-
-    def get(self, hub: Hub, text: str) -> DocumentNode | list[GraphQLError]:
-        found = self.kept.get(text)
-        if found is None:
-            try:
-                document = parse(text)
-            except GraphQLError as error:
-                found = [error]
-            else:
-                errors = validate(hub.graphql_schema, document)
-                found = errors or document
-            self.kept[text] = found
-            if len(self.kept) > DOCUMENTS_KEPT:
-                self.kept.popitem(last=False)
-        else:
-            self.kept.move_to_end(text)
-        return found
 
 
 class Connection:
@@ -354,21 +323,14 @@ class Connection:
         name = payload.get("operationName")
         if not isinstance(text, str) or not isinstance(variables, dict):
             raise GraphQLError("Send a query string and a variables object.")
-        found = self.hub.documents.get(self.hub, text)
-        if isinstance(found, list):
-            self.send_errors(subscription_id, [self.hub.format_error(e) for e in found])
+        # The same checks as over HTTP: parsed, validated, variables, limits.
+        prepared = self.hub.documents.prepare(text, name, variables)
+        if isinstance(prepared, list):
+            self.send_errors(subscription_id, [self.hub.format_error(e) for e in prepared])
             return None
-        operation = get_operation_ast(found, name)
-        if operation is None:
-            raise GraphQLError("No operation of that name in the document.")
+        operation, found, coerced = prepared.operation, prepared.document, prepared.values
         if operation.operation != OperationType.SUBSCRIPTION:
-            await self._execute_once(subscription_id, text, variables, name)
-            return None
-        coerced = get_variable_values(
-            self.hub.graphql_schema, operation.variable_definitions or (), variables
-        )
-        if isinstance(coerced, list):
-            self.send_errors(subscription_id, [self.hub.format_error(e) for e in coerced])
+            await self._execute_once(subscription_id, prepared, text, variables, name)
             return None
         root = operation.selection_set.selections[0]
         if not isinstance(root, FieldNode):
@@ -405,15 +367,28 @@ class Connection:
         return stop
 
     async def _execute_once(
-        self, subscription_id: str, text: str, variables: dict[str, Any], name: str | None
+        self,
+        subscription_id: str,
+        prepared: Prepared,
+        text: str,
+        variables: dict[str, Any],
+        name: str | None,
     ) -> None:
-        """A query or mutation sent over the socket: one answer, then complete."""
-        result = await self.hub.schema.execute(
-            text,
-            variable_values=variables,
-            context_value=self.hub.context(self.viewer),
-            operation_name=name,
-        )
+        """A query or mutation sent over the socket: one answer, then complete. Bounded
+        in time like one over HTTP."""
+        context = self.hub.context(self.viewer)
+        context.prepared = prepared
+        limit = context.settings.operation_timeout_seconds
+        try:
+            async with asyncio.timeout(limit):
+                result = await self.hub.schema.execute(
+                    text, variable_values=variables, context_value=context, operation_name=name
+                )
+        except TimeoutError:
+            message = f"The operation took longer than {limit:g} s and was stopped."
+            result = ExecutionResult(
+                data=None, errors=[GraphQLError(message, extensions={"code": "TIMEOUT"})]
+            )
         body: dict[str, Any] = {"data": result.data}
         if result.errors:
             body["errors"] = [self.hub.format_error(e) for e in result.errors]

@@ -105,9 +105,10 @@ async def resolve_availability(
     request = await window_request(
         info.context.loaders, service_id, start, end, staff_id, time_zone
     )
-    window = await info.context.live.fresh_window(
-        request.service, request.start, request.end, request.staff_id
-    )
+    async with info.context.share.turn():
+        window = await info.context.live.fresh_window(
+            request.service, request.start, request.end, request.staff_id
+        )
     assert window.offer is not None
     info.context.windows_read.append((window, window.version))
     return availability_of(request, window.offer, info.context.loaders)

@@ -164,8 +164,7 @@ async def add_time_off(info: Info, input: AddTimeOffInput) -> TimeOffPayload:
 
 
 async def organization(info: Info, slug: str) -> Organization | None:
-    async with info.context.read() as conn:
-        org = await users.organization_by_slug(conn, slug)
+    org = await info.context.loaders.organizations_by_slug.load(slug)
     if org is None:
         return None
     info.context.loaders.organizations.prime(org.id, org)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import strawberry
-from strawberry.extensions import ParserCache, ValidationCache
+from graphql import GraphQLError
 from strawberry.schema.config import StrawberryConfig
 
 from resolvers import booking as bookings
@@ -22,6 +24,7 @@ from schema.catalog_inputs import (
 from schema.common import Node
 from schema.direct_fields import use_direct_fields
 from schema.identity import AuthPayload, SignOutPayload, User, UserPayload
+from schema.prepared import PreparedDocument, PreparedValidation
 from schema.scalars import SCALAR_MAP
 from schema.subscription import Subscription
 
@@ -65,13 +68,19 @@ class Mutation:
     decline_booking: BookingPayload = strawberry.mutation(resolver=bookings.decline_booking)
 
 
-schema = strawberry.Schema(
+class BookingSchema(strawberry.Schema):
+    def process_errors(self, errors: list[GraphQLError], execution_context: Any = None) -> None:
+        """Not here: graphql_view.format_error logs each error once, by what it is
+        (strawberry's default logs a client's typo at ERROR with a traceback)."""
+
+
+schema = BookingSchema(
     query=Query,
     mutation=Mutation,
     subscription=Subscription,
     types=[Organization, Service, Staff, TimeOff, User, Booking],
     config=StrawberryConfig(auto_camel_case=True, scalar_map=SCALAR_MAP),
     # SPAs send the same few documents again and again: parse and validate each once.
-    extensions=[ParserCache, ValidationCache],
+    extensions=[PreparedDocument, PreparedValidation],
 )
 use_direct_fields(schema)

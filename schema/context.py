@@ -17,10 +17,12 @@ from strawberry.types import Info as StrawberryInfo
 
 from config import Settings
 from dataloaders import DataLoaders
+from dataloaders.share import ConnectionShare
 from domain.booking.service import Policy
 from domain.booking.slot_lock import SlotLock
 from domain.users.tokens import TokenSigner
 from realtime.live import LiveAvailability, Window
+from schema.operation_limits import Prepared
 
 if TYPE_CHECKING:
     from realtime.feeds import Feeds
@@ -49,6 +51,7 @@ class Context:
     reader: AsyncEngine  # the engine's pool, one statement per transaction
     signer: TokenSigner
     settings: Settings
+    share: ConnectionShare  # this request's connections, at most a few at once
     loaders: DataLoaders
     slot_lock: SlotLock
     policy: Policy
@@ -60,19 +63,22 @@ class Context:
     # The live windows this request's answer was computed from (graphql_view keeps the
     # answer of a query that read exactly one, until that window changes).
     windows_read: list[tuple[Window, int]] = field(default_factory=list)
+    # The document graphql_view checked (limits, variables): executed as it is.
+    prepared: Prepared | None = None
 
     def require_viewer(self) -> uuid.UUID:
         if self.viewer_id is None:
             raise unauthenticated()
         return self.viewer_id
 
-    def read(self) -> AsyncConnection:
-        """A connection of its own for one read: sibling resolvers run concurrently."""
-        return self.reader.connect()
+    def read(self) -> AsyncContextManager[AsyncConnection]:
+        """A connection of its own for one read: sibling resolvers run concurrently,
+        within the request's share of the pool."""
+        return self.share.connect()
 
     def unit_of_work(self) -> AsyncContextManager[AsyncConnection]:
         """One transaction for one mutation."""
-        return self.engine.begin()
+        return self.share.begin()
 
 
 Info = StrawberryInfo[Context, None]

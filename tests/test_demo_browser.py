@@ -125,3 +125,19 @@ async def test_the_booking_dialog_names_the_day_of_the_column_clicked(
     assert day
     await monday.locator("button.slot").first.click()
     await expect(page.locator("#book-when")).to_contain_text(day)
+    await expect(page.locator("#zone")).to_have_text("Times in Pacific/Auckland")
+
+
+async def test_a_missing_business_says_how_to_seed_it_and_is_not_live(boards: Boards) -> None:
+    page = await boards.context.new_page()
+    await page.goto(f"{boards.offline.base_url}/demo?business=no-such-business")
+    notice = page.locator("#notice")
+    await expect(notice).to_be_visible()
+    await expect(notice).to_contain_text('no business "no-such-business"')
+    await expect(notice).to_contain_text("python seed.py")
+    status = page.locator("#status")
+    await expect(status).to_have_text("not found")
+    await page.wait_for_timeout(500)  # nothing connects later and turns it "live"
+    await expect(status).to_have_text("not found")
+    await expect(page.locator("#zone")).to_be_empty()
+    await expect(page.locator("#service")).to_be_hidden()

@@ -18,7 +18,8 @@ from config import ROOT
 from graphiql import SCRIPTS, STYLESHEETS, graphiql_html
 from tests.browser import chromium, offline_context
 from tests.business import PASSWORD
-from tests.conftest import Server
+from tests.conftest import GraphQLClient, Server
+from tests.demo_seed import first_service, seed_demo
 
 
 @pytest.fixture(scope="module")
@@ -70,6 +71,25 @@ async def test_graphiql_runs_a_query_with_no_internet(offline: Offline) -> None:
     )
     assert set(SCRIPTS + STYLESHEETS) <= set(loaded)
     assert offline.elsewhere == [], "GraphiQL tried to reach another host"
+    assert offline.failures == []
+
+
+async def test_a_first_visit_opens_on_the_examples_ready_to_run(
+    offline: Offline, database_url: str, gql: GraphQLClient
+) -> None:
+    await seed_demo(database_url)
+    service = await first_service(gql)
+    page = offline.page
+    response = await page.goto(f"{offline.base_url}/graphql")
+    assert response is not None
+    await expect(page.locator(".graphiql-query-editor")).to_contain_text("query Availability")
+    # Filled in by the page: the demo clinic's first service.
+    await expect(page.locator(".graphiql-editor-tool")).to_contain_text(service["id"])
+
+    await page.locator(".graphiql-execute-button").click()  # several: it asks which
+    await page.get_by_role("menuitem", name="Availability").click()
+    await expect(page.locator(".graphiql-response")).to_contain_text('"Europe/Berlin"')
+    assert offline.elsewhere == []
     assert offline.failures == []
 
 

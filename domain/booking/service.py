@@ -209,16 +209,31 @@ def _outside_window(service: Service, start: datetime, now: datetime) -> bool:
     )
 
 
-def _refusal(service: Service, start: datetime, now: datetime) -> DomainError:
-    """Why a start that is not offered was refused."""
+async def _refusal(
+    conn: AsyncConnection,
+    service: Service,
+    start: datetime,
+    staff_id: uuid.UUID | None,
+    now: datetime,
+) -> DomainError:
+    """Why a start that is not offered was refused: too soon or too far, taken by
+    others (it would be offered with no bookings and holds), or never offered at all
+    (off the grid, outside working hours, in time off)."""
     if _outside_window(service, start, now):
         return DomainError(
             ErrorCode.OUTSIDE_BOOKING_WINDOW,
             "This time is too soon or too far ahead to book.",
             "input.start",
         )
+    unclaimed = await availability.availability(
+        conn, service, start, start + timedelta(seconds=1), staff_id, now
+    )
+    if any(slot.start == int(start.timestamp()) for slot in unclaimed.slots):
+        return _taken()
     return DomainError(
-        ErrorCode.SLOT_UNAVAILABLE, "This time is no longer available.", "input.start"
+        ErrorCode.SLOT_UNAVAILABLE,
+        "This time is not offered; pick one of the listed slots.",
+        "input.start",
     )
 
 
@@ -476,7 +491,7 @@ async def _claim_slot(
     # turns a valid concurrent request for this staff member and start away.
     offered = await offer_at(conn, service, start, staff_id, now)
     if not offered:
-        raise _refusal(service, start, now)
+        raise await _refusal(conn, service, start, staff_id, now)
     candidates = (
         [staff_id]
         if staff_id is not None
@@ -502,7 +517,7 @@ async def _claim_slot(
         await claim_store.lock_resources(conn, [*candidates, *also_lock])
         offered = await offer_at(conn, service, start, staff_id, now)
         if not offered:
-            raise _refusal(service, start, now)
+            raise await _refusal(conn, service, start, staff_id, now)
         candidates = [c for c in candidates if c in offered]
     if len(candidates) == 1:
         # One candidate: a refusal fails the whole transaction, no savepoint needed.

@@ -305,12 +305,14 @@ async def organization_by_id(conn: AsyncConnection, org_id: uuid.UUID) -> Organi
 
 
 async def organization_by_slug(conn: AsyncConnection, slug: str) -> Organization | None:
-    row = (
-        (await conn.execute(select(organizations).where(organizations.c.slug == slug)))
-        .mappings()
-        .first()
-    )
-    return _organization(row) if row else None
+    return (await organizations_by_slug(conn, [slug])).get(slug)
+
+
+async def organizations_by_slug(
+    conn: AsyncConnection, slugs: Sequence[str]
+) -> dict[str, Organization]:
+    rows = await conn.execute(select(organizations).where(organizations.c.slug.in_(list(slugs))))
+    return {r["slug"]: _organization(r) for r in rows.mappings()}
 
 
 async def memberships_of_users(

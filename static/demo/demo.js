@@ -126,17 +126,41 @@ function setStatus(kind, text) {
   status.textContent = text;
 }
 
-const client = graphqlWs.createClient({
-  url: WS_URL,
-  lazy: false,
-  retryAttempts: Infinity,
-  shouldRetry: () => true,
-  on: {
-    connected: () => setStatus("live", "live"),
-    closed: () => setStatus("offline", "reconnecting…"),
-    connecting: () => setStatus("connecting", "connecting…"),
-  },
-});
+// Connected only once the business is known: "live" then means its slots are.
+let client = null;
+function connect() {
+  client = graphqlWs.createClient({
+    url: WS_URL,
+    lazy: false,
+    retryAttempts: Infinity,
+    shouldRetry: () => true,
+    on: {
+      connected: () => setStatus("live", "live"),
+      closed: () => setStatus("offline", "reconnecting…"),
+      connecting: () => setStatus("connecting", "connecting…"),
+    },
+  });
+}
+
+function code(text) {
+  const element = document.createElement("code");
+  element.textContent = text;
+  return element;
+}
+
+function notFound() {
+  $("business").textContent = `No business "${SLUG}"`;
+  setStatus("offline", "not found");
+  $("notice").replaceChildren(
+    `There is no business "${SLUG}" on this server. The demo clinic is created by `,
+    code("make run"), ", or by ", code("python seed.py"), " after ",
+    code("alembic upgrade head"), ". Seed it, then reload this page.",
+  );
+  $("notice").hidden = false;
+  for (const control of [$("service").closest("label"), $("previous"), $("next")]) {
+    control.hidden = true;
+  }
+}
 
 function watch() {
   if (state.unsubscribe) state.unsubscribe();
@@ -206,11 +230,12 @@ $("book-form").addEventListener("submit", async (event) => {
 async function start() {
   const data = await graphql(ORGANIZATION, { slug: SLUG });
   if (!data.organization) {
-    $("business").textContent = `No business "${SLUG}"`;
+    notFound();
     return;
   }
   state.org = data.organization;
   $("business").textContent = state.org.name + " — live slot board";
+  $("zone").textContent = "Times in " + state.org.timeZone;
   const select = $("service");
   for (const { node } of state.org.services.edges) {
     const option = document.createElement("option");
@@ -225,6 +250,7 @@ async function start() {
   $("previous").addEventListener("click", () => { state.weekOffset -= 1; watch(); });
   $("next").addEventListener("click", () => { state.weekOffset += 1; watch(); });
   if (params.get("week")) state.weekOffset = Number(params.get("week")) || 0;
+  connect();
   watch();
 }
 

@@ -1,0 +1,92 @@
+"""The operations a first visit to GraphiQL opens on: valid against the schema (the
+served one and schema.graphql), and each runs as written on the demo business."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from graphql import OperationDefinitionNode, build_schema, parse, validate
+
+from config import ROOT
+from graphiql import EXAMPLES
+from schema import schema
+from seed import OWNER_EMAIL, OWNER_PASSWORD
+from tests.conftest import GraphQLClient, Server
+from tests.demo_seed import first_service, seed_demo
+from tests.ws_client import socket
+
+
+def test_the_examples_validate_against_the_schema() -> None:
+    document = parse(EXAMPLES)
+    exported = build_schema((ROOT / "schema.graphql").read_text())
+    assert validate(schema._schema, document) == []
+    assert validate(exported, document) == []
+    kinds = {
+        op.name.value: op.operation.value
+        for op in document.definitions
+        if isinstance(op, OperationDefinitionNode) and op.name
+    }
+    assert kinds == {
+        "Availability": "query",
+        "BookAsGuest": "mutation",
+        "SlotsLive": "subscription",
+        "SignIn": "mutation",
+    }
+    assert f'email: "{OWNER_EMAIL}", password: "{OWNER_PASSWORD}"' in EXAMPLES
+
+
+@pytest.fixture
+async def variables(database_url: str, gql: GraphQLClient) -> dict[str, Any]:
+    """What the page fills in: the demo clinic's first service, the next 7 days."""
+    await seed_demo(database_url)
+    start = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    start += timedelta(days=1)
+    return {
+        "serviceId": (await first_service(gql))["id"],
+        "start": start.isoformat(),
+        "end": (start + timedelta(days=7)).isoformat(),
+        "key": uuid.uuid4().hex,
+    }
+
+
+async def run(gql: GraphQLClient, operation: str, variables: dict[str, Any]) -> dict[str, Any]:
+    """As GraphiQL sends it: the whole document and the operation's name."""
+    response = await gql.http.post(
+        "/graphql",
+        json={"query": EXAMPLES, "operationName": operation, "variables": variables},
+    )
+    body: dict[str, Any] = response.json()
+    assert "errors" not in body, body
+    data: dict[str, Any] = body["data"]
+    return data
+
+
+async def test_the_examples_run_on_the_demo_business(
+    gql: GraphQLClient, server: Server, variables: dict[str, Any]
+) -> None:
+    availability = (await run(gql, "Availability", variables))["availability"]
+    assert availability["timeZone"] == "Europe/Berlin"
+    slots = [slot for day in availability["days"] for slot in day["slots"]]
+    assert slots, "the demo clinic has free slots in the next 7 days"
+
+    async with socket(server.base_url) as ws:
+        assert (await ws.init())["type"] == "connection_ack"
+        request = {"query": EXAMPLES, "operationName": "SlotsLive", "variables": variables}
+        await ws.send({"type": "subscribe", "id": "1", "payload": request})
+        pushed = await ws.data()
+    assert "errors" not in pushed, pushed
+    assert pushed["data"]["availabilityChanged"]["days"]
+
+    booked = await run(gql, "BookAsGuest", {**variables, "slot": slots[0]["start"]})
+    payload = booked["createBooking"]
+    assert payload["errors"] == []
+    assert payload["booking"]["start"] == slots[0]["start"]
+    assert payload["manageToken"]
+
+    signed_in = (await run(gql, "SignIn", variables))["signIn"]
+    assert signed_in["errors"] == []
+    assert signed_in["accessToken"]
+    assert signed_in["user"]["email"] == OWNER_EMAIL
