@@ -74,6 +74,8 @@ DEFAULT_LIST_SIZE = 10
 # times the days it spans.
 SLOTS_PER_DAY = 20
 MAX_WINDOW_DAYS = 62
+# Past any limit anyone would set: keeps a refusal's figure readable.
+COST_CAP = 10**12
 # A connection's `edges` without a `first` we can read (the field's own default is used
 # when it has one).
 DEFAULT_PAGE = 50
@@ -234,9 +236,11 @@ class Documents:
         used = tuple(sorted((k, v) for k, v in variables.items() if isinstance(v, int | datetime)))
         figures = known.figures.get((name, used))
         if figures is None:
-            figures = Measure(self.schema, known.document, variables, self.sizes).operation(
-                operation
-            )
+            measure = Measure(self.schema, known.document, variables, self.sizes)
+            try:
+                figures = measure.operation(operation)
+            except RecursionError:  # graphql-core parses ~200 levels; this is far past 15
+                return [too_complex("depth", 200, self.limits.depth)]
             if len(known.figures) < 64:  # per document: variables vary, memory must not
                 known.figures[(name, used)] = figures
         limits = self.limits
@@ -349,7 +353,7 @@ class Measure:
             1 + inner.depth,
             aliases + inner.aliases,
             directives + inner.directives,
-            1 + size * inner.cost,
+            min(COST_CAP, 1 + size * inner.cost),
         )
 
     def _size(self, parent: Any, name: str, scale: int | None) -> int:

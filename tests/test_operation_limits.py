@@ -157,17 +157,27 @@ async def test_the_same_limits_hold_over_websocket(server: Server, protocol: str
             services(first: 1) { edges { node { organization { name
           } } } } } } } } } } } } } } } }"""
     window = {"s": "x", "a": "2030-01-01T00:00:00Z", "b": "2030-01-02T00:00:00Z"}
+    aliases = " ".join(f"a{i}: __typename" for i in range(LIMITS.aliases + 1))
+    directives = " ".join("... on Query @include(if: true) { __typename }" for _ in range(51))
+    cases = [
+        (deep, window, "depth"),
+        (nested(8, "(first: 1)"), {}, "depth"),
+        (nested(3), {}, "cost"),
+        (f"{{ {aliases} }}", {}, "aliases"),
+        (f"{{ {directives} }}", {}, "directives"),
+        ("{ " + "__typename " * LIMITS.tokens + "}", {}, "tokens"),
+    ]
     async with socket(server.base_url, protocol) as ws:
         await ws.init()
-        for query, variables in ((deep, window), (nested(8, "(first: 1)"), {})):
+        for query, variables, limit in cases:
             subscription_id = await ws.subscribe(query, variables)
             message = await ws.next()
             assert message["type"] == "error", message
             assert message["id"] == subscription_id
             payload: Any = message["payload"]
-            error = payload if protocol == LEGACY_WS else payload[0]
-            assert error["extensions"]["code"] == "QUERY_TOO_COMPLEX", error
-            assert error["extensions"]["limit"] == "depth", error
+            errors = [payload] if protocol == LEGACY_WS else payload
+            assert {e["extensions"]["code"] for e in errors} == {"QUERY_TOO_COMPLEX"}, errors
+            assert limit in {e["extensions"]["limit"] for e in errors}, errors
 
 
 async def test_organizations_by_slug_cost_one_statement(server: Server, gql: GraphQLClient) -> None:
