@@ -14,7 +14,7 @@ $(STAMP): requirements.lock
 install: $(STAMP)
 
 run: install
-	$(BIN)/python run.py
+	$(BIN)/python -m commands.run
 
 test: install
 	$(BIN)/python -m pytest

@@ -20,23 +20,23 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from config import Settings
-from database import create_engine, libpq_url, reader
-from demo import DEMO_ROUTES
 from domain import events
 from domain.booking import service as booking
 from domain.booking.service import Policy
 from domain.booking.slot_lock import LocalSlotLock, RedisSlotLock
 from domain.users import service as users
 from domain.users.tokens import TokenSigner
-from graphiql import GRAPHIQL_ROUTES
-from graphql_view import GraphQLEndpoint, context_for, documents_for, format_error
-from lifecycle import Step, cancelling, pause, shut_down
-from realtime.bus import EventBus
+from infra.bus import EventBus
+from infra.database import create_engine, libpq_url, reader
+from infra.lifecycle import Step, cancelling, pause, shut_down
+from infra.relay import forget_published
+from infra.settings import Settings
 from realtime.hub import Hub
-from realtime.relay import forget_published
 from realtime.websocket import accept as accept_websocket
-from schema import schema
+from schema.root import schema
+from web.demo import DEMO_ROUTES
+from web.graphiql import GRAPHIQL_ROUTES
+from web.graphql_endpoint import GraphQLEndpoint, context_for, documents_for, format_error
 
 log = logging.getLogger("booking")
 

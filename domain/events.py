@@ -20,9 +20,10 @@ from sqlalchemy import Connection, event
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.pool import ConnectionPoolEntry
 
-from database import driver
+from infra import outbox
+from infra.database import driver
 
-CHANNEL = "outbox"  # NOTIFY channel: wakes the relays at commit
+CHANNEL = outbox.CHANNEL
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +112,7 @@ def decode(data: bytes | str) -> list[Event]:
 
 # One row per transaction, holding all its events (kind ROW_KIND, the payload the list
 # of {kind, payload}), written in one statement; the NOTIFY is delivered only at commit.
-ROW_KIND = "events"
+ROW_KIND = outbox.ROW_KIND
 RECORD = """
 WITH written AS (INSERT INTO outbox (kind, payload) VALUES ('events', $1::jsonb) RETURNING id)
 SELECT pg_notify('outbox', '') FROM written"""

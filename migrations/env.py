@@ -8,11 +8,15 @@ from logging.config import fileConfig
 from alembic import context
 from sqlalchemy.engine import Connection
 
-import domain.availability.tables
-import domain.users.tables  # noqa: F401
-from config import Settings
-from database import create_engine, libpq_url, metadata
+from domain.availability import tables as availability_tables
+from domain.booking import tables as booking_tables
+from domain.users import tables as users_tables
+from infra import outbox
+from infra.database import create_engine, libpq_url, metadata
+from infra.settings import Settings
 
+# Every table the code declares joins the one metadata: autogenerate sees them all.
+DECLARED = (availability_tables, booking_tables, users_tables, outbox)
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logging", True):
     fileConfig(config.config_file_name, disable_existing_loggers=False)

@@ -23,8 +23,8 @@ from graphql import DocumentNode, ExecutionResult, GraphQLError, GraphQLSchema, 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from domain import events
+from domain.availability.live import LiveAvailability, Window
 from domain.booking import service as booking
-from realtime.live import LiveAvailability, Window
 from resolvers.availability import WindowRequest, availability_of
 from schema.booking import Booking
 from schema.context import Context

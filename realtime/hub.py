@@ -17,11 +17,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from strawberry import Schema
 
 from domain import events
+from domain.availability.live import LiveAvailability
 from domain.users.tokens import TokenSigner
-from realtime.bus import RESYNC, EventBus
+from infra.bus import RESYNC, EventBus
+from infra.relay import OutboxRelay
 from realtime.feeds import Feeds
-from realtime.live import LiveAvailability
-from realtime.relay import OutboxRelay
 from realtime.websocket import KEEP_ALIVE, Connection
 from schema.context import Context
 from schema.operation_limits import Documents

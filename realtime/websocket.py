@@ -29,7 +29,7 @@ from starlette.types import Receive, Scope, Send
 from strawberry.types import ExecutionResult
 
 from domain.users.tokens import TokenRejected
-from ids import key_of
+from infra.ids import key_of
 from realtime.feeds import Operation
 from resolvers.availability import WindowRequest, window_request
 from schema.operation_limits import Prepared

@@ -9,7 +9,7 @@ from typing import TypeVar
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain.errors import DomainError, ErrorCode
-from ids import key_of
+from infra.ids import key_of
 from schema.common import UserError
 from schema.context import Info
 

@@ -16,7 +16,7 @@ from domain.availability import service as availability
 from domain.availability.wallclock import from_epoch
 from domain.errors import DomainError
 from domain.validation import is_time_zone
-from ids import key_of
+from infra.ids import key_of
 from schema.availability import Availability, AvailabilityDay, Slot
 from schema.catalog import Service, Staff
 from schema.context import Info, invalid_argument

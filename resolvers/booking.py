@@ -14,7 +14,7 @@ from domain.booking import service as booking
 from domain.booking.records import BookingStatus
 from domain.errors import DomainError
 from domain.users.records import MANAGERS
-from ids import key_of
+from infra.ids import key_of
 from schema.booking import (
     Booking,
     BookingConnection,

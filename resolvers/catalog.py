@@ -12,7 +12,7 @@ from domain.availability import service as availability
 from domain.errors import DomainError, ErrorCode
 from domain.users import records as us
 from domain.users import service as users
-from ids import key_of
+from infra.ids import key_of
 from resolvers.attempt import attempt, key
 from schema.catalog import Organization, Service, Staff, TimeOff
 from schema.catalog_inputs import (

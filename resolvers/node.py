@@ -5,7 +5,7 @@ from __future__ import annotations
 import strawberry
 
 from domain.booking import service as booking
-from ids import from_global_id
+from infra.ids import from_global_id
 from schema.booking import Booking
 from schema.catalog import Organization, Service, Staff, TimeOff, can_manage_staff
 from schema.common import Node

@@ -15,9 +15,9 @@ from datetime import datetime
 import strawberry
 from graphql import GraphQLError
 
+from domain.availability.live import Window
 from domain.booking import service as booking
-from ids import key_of
-from realtime.live import Window
+from infra.ids import key_of
 from resolvers.availability import availability_of, window_request
 from schema.availability import Availability
 from schema.booking import Booking

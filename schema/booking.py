@@ -8,7 +8,7 @@ from datetime import datetime
 import strawberry
 
 from domain.booking import records as bk
-from ids import to_global_id
+from infra.ids import to_global_id
 from schema.catalog import Service, Staff
 from schema.common import Money, Node, PageInfo, UserError
 from schema.context import Info

@@ -13,7 +13,7 @@ from domain.availability import service as availability
 from domain.booking.records import BookingStatus
 from domain.users import records as us
 from domain.users.records import MANAGERS
-from ids import to_global_id
+from infra.ids import to_global_id
 from schema.common import Money, Node, PageInfo, Weekday, decode_cursor, encode_cursor
 from schema.context import Info, forbidden, invalid_argument
 

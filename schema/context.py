@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager as AsyncContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from graphql import GraphQLError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -15,17 +16,23 @@ from starlette.responses import Response
 from starlette.websockets import WebSocket
 from strawberry.types import Info as StrawberryInfo
 
-from config import Settings
 from dataloaders import DataLoaders
 from dataloaders.share import ConnectionShare
+from domain.availability.live import LiveAvailability, Window
 from domain.booking.service import Policy
 from domain.booking.slot_lock import SlotLock
 from domain.users.tokens import TokenSigner
-from realtime.live import LiveAvailability, Window
+from infra.settings import Settings
 from schema.operation_limits import Prepared
 
-if TYPE_CHECKING:
-    from realtime.feeds import Feeds
+
+class BookingChanges(Protocol):
+    """What a subscription resolver needs of the live feeds (realtime/feeds.py): to hear
+    of a booking's changes. A protocol, so this layer imports nothing above it."""
+
+    def listen_booking(
+        self, booking_id: uuid.UUID, listener: Callable[[], None]
+    ) -> Callable[[], None]: ...
 
 
 def unauthenticated(message: str = "Sign in to do this.") -> GraphQLError:
@@ -56,7 +63,7 @@ class Context:
     slot_lock: SlotLock
     policy: Policy
     live: LiveAvailability
-    feeds: Feeds
+    feeds: BookingChanges
     viewer_id: uuid.UUID | None = None
     auth_failed: bool = False  # a bearer token was sent but is forged or expired
     now: datetime = field(default_factory=lambda: datetime.now(UTC))

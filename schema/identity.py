@@ -7,7 +7,7 @@ from datetime import datetime
 import strawberry
 
 from domain.users import records as us
-from ids import to_global_id
+from infra.ids import to_global_id
 from schema.catalog import Organization
 from schema.common import Node, Role, UserError
 from schema.context import Info

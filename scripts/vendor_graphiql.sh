@@ -3,7 +3,7 @@
 # `npm pack` of each pinned package (npm's configured registry), just the files the page
 # loads copied to static/vendor/<package>@<version>/, each package's license beside them,
 # and static/vendor/MANIFEST.txt (package, version, file, sha256, license).
-# After changing a pin here, change the same version in graphiql.py (VENDOR).
+# After changing a pin here, change the same version in web/graphiql.py (VENDOR).
 set -euo pipefail
 
 # The pins. React 18 is the last React with UMD builds. graphiql 3.9.0 is the last 3.x

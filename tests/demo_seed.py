@@ -1,11 +1,11 @@
-"""The demo business of `make run` (seed.py's own code) on the test database."""
+"""The demo business of `make run` (commands/seed.py) on the test database."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from config import Settings
-from seed import SLUG, Demo, seed_url
+from commands.seed import SLUG, Demo, seed_url
+from infra.settings import Settings
 from tests.conftest import GraphQLClient
 
 FIRST_SERVICE = (
@@ -15,7 +15,7 @@ FIRST_SERVICE = (
 
 
 async def seed_demo(database_url: str) -> Demo:
-    """Idempotent, like seed.py: every test may ask for it."""
+    """Idempotent, like commands/seed.py: every test may ask for it."""
     return await seed_url(database_url, Settings.from_env())
 
 

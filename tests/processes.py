@@ -30,7 +30,7 @@ import pytest_asyncio
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from config import ROOT
+from infra.settings import ROOT
 from tests.conftest import (
     ADMIN_URL,
     IN_CI,

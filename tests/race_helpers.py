@@ -10,7 +10,7 @@ from typing import Any
 
 import asyncpg
 
-from ids import key_of
+from infra.ids import key_of
 from tests.conftest import GraphQLClient
 
 ACTIVE = ["PENDING_PAYMENT", "PENDING_CONFIRMATION", "CONFIRMED"]

@@ -8,10 +8,10 @@ from zoneinfo import ZoneInfo
 
 from graphql import GraphQLError
 
-from graphql_view import format_error
 from tests.business import create_business, payload
 from tests.conftest import GraphQLClient, Server
 from tests.test_catalog import ADD_TIME_OFF, SET_OVERRIDE
+from web.graphql_endpoint import format_error
 
 AVAILABILITY = """
 query($service: ID!, $start: DateTime!, $end: DateTime!, $staff: ID, $tz: String) {

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from domain.booking.service import Policy
-from ids import key_of
+from infra.ids import key_of
 from tests.booking_api import (
     CANCEL,
     CONFIRM,

@@ -39,7 +39,6 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from database import create_engine
 from domain.availability import service as availability
 from domain.availability.records import WorkingHours
 from domain.booking import service as booking
@@ -48,6 +47,7 @@ from domain.booking.slot_lock import LocalSlotLock
 from domain.errors import DomainError, ErrorCode
 from domain.users import service as users
 from domain.users.tokens import TokenSigner
+from infra.database import create_engine
 
 T = TypeVar("T")
 

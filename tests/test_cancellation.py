@@ -15,10 +15,10 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app import sweep
-from database import create_engine
 from domain import events
-from lifecycle import shut_down
-from realtime.relay import OutboxRelay
+from infra.database import create_engine
+from infra.lifecycle import shut_down
+from infra.relay import OutboxRelay
 from tests.processes import own_database
 
 ENDS = 3.0  # seconds a cancelled loop may take to end

@@ -16,7 +16,7 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from database import create_engine
+from infra.database import create_engine
 from tests.business import PASSWORD, SIGN_UP
 from tests.postgres_cluster import PostgresCluster, postgres_cluster
 from tests.processes import running_apps

@@ -134,7 +134,7 @@ async def test_a_missing_business_says_how_to_seed_it_and_is_not_live(boards: Bo
     notice = page.locator("#notice")
     await expect(notice).to_be_visible()
     await expect(notice).to_contain_text('no business "no-such-business"')
-    await expect(notice).to_contain_text("python seed.py")
+    await expect(notice).to_contain_text("python -m commands.seed")
     status = page.locator("#status")
     await expect(status).to_have_text("not found")
     await page.wait_for_timeout(500)  # nothing connects later and turns it "live"

@@ -14,12 +14,12 @@ import pytest
 from playwright.async_api import Browser, Page, expect
 from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
-from config import ROOT
-from graphiql import SCRIPTS, STYLESHEETS, graphiql_html
+from infra.settings import ROOT
 from tests.browser import chromium, offline_context
 from tests.business import PASSWORD
 from tests.conftest import GraphQLClient, Server
 from tests.demo_seed import first_service, seed_demo
+from web.graphiql import SCRIPTS, STYLESHEETS, graphiql_html
 
 
 @pytest.fixture(scope="module")

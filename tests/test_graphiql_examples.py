@@ -10,13 +10,13 @@ from typing import Any
 import pytest
 from graphql import OperationDefinitionNode, build_schema, parse, validate
 
-from config import ROOT
-from graphiql import EXAMPLES
-from schema import schema
-from seed import OWNER_EMAIL, OWNER_PASSWORD
+from commands.seed import OWNER_EMAIL, OWNER_PASSWORD
+from infra.settings import ROOT
+from schema.root import schema
 from tests.conftest import GraphQLClient, Server
 from tests.demo_seed import first_service, seed_demo
 from tests.ws_client import socket
+from web.graphiql import EXAMPLES
 
 
 def test_the_examples_validate_against_the_schema() -> None:

@@ -17,7 +17,7 @@ import httpx
 import psutil
 import pytest
 
-from config import ROOT
+from infra.settings import ROOT
 from tests.conftest import free_port
 
 
@@ -43,7 +43,7 @@ def _start(data_dir: Path, port: int, **extra: str) -> subprocess.Popen[str]:
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "JWT_SECRET")}
     env.update({"BOOKING_DATA_DIR": str(data_dir), "PORT": str(port), **extra})
     return subprocess.Popen(
-        [sys.executable, "run.py"],
+        [sys.executable, "-m", "commands.run"],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,

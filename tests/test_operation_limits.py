@@ -10,8 +10,8 @@ import httpx
 import pytest
 from graphql import get_introspection_query
 
-from schema import schema
 from schema.operation_limits import Documents, Limits
+from schema.root import schema
 from tests.business import create_business
 from tests.conftest import GraphQLClient, Server
 from tests.ws_client import LEGACY_WS, TRANSPORT_WS, socket

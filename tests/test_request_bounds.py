@@ -13,8 +13,8 @@ from typing import Any
 
 import httpx
 
-from schema import schema
 from schema.operation_limits import Documents, Limits
+from schema.root import schema
 from tests.business import CREATE_SERVICE, Business, create_business, payload
 from tests.conftest import GraphQLClient, Server
 from tests.test_availability_api import local, next_weekday

@@ -12,11 +12,11 @@ import pytest
 from graphql import GraphQLError
 
 from domain.users import service as users
-from graphql_view import format_error
 from tests.booking_api import create
 from tests.business import create_business
 from tests.conftest import GraphQLClient, Server
 from tests.test_availability_api import local, next_weekday
+from web.graphql_endpoint import format_error
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 PAGE = "query($first: Int) { myBookings(first: $first) { edges { cursor } } }"

@@ -15,7 +15,6 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
-from database import driver
 from domain import events
 from domain.availability import engine
 from domain.availability.records import DateOverride, Service, Staff, TimeOff, WorkingHours
@@ -31,7 +30,8 @@ from domain.availability.tables import (
 from domain.errors import DomainError, ErrorCode, Problems
 from domain.kept import KeptRecords
 from domain.validation import is_email, is_time_zone
-from ids import uuid7
+from infra.database import driver
+from infra.ids import uuid7
 
 MAX_WINDOW = timedelta(days=62)
 MAX_DURATION_MINUTES = 24 * 60

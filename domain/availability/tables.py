@@ -18,7 +18,7 @@ from sqlalchemy import (
     func,
 )
 
-from database import metadata
+from infra.database import metadata
 
 services = Table(
     "services",

@@ -10,11 +10,11 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, func, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from database import driver
 from domain.availability import engine
 from domain.availability.records import Service
 from domain.booking.tables import claims
-from ids import uuid7
+from infra.database import driver
+from infra.ids import uuid7
 
 
 def session_key(service_id: uuid.UUID, start: datetime) -> str:

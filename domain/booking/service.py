@@ -21,7 +21,6 @@ from sqlalchemy import func, insert, select, tuple_, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from database import driver
 from domain import events
 from domain.availability import service as availability
 from domain.availability.engine import Claim
@@ -35,7 +34,8 @@ from domain.errors import DomainError, ErrorCode, Problems
 from domain.users import service as users
 from domain.users.records import MANAGERS, Organization
 from domain.validation import is_email, is_phone
-from ids import uuid7
+from infra.database import driver
+from infra.ids import uuid7
 
 # Unambiguous to read aloud or type: no 0/O, 1/I/L, U.
 REFERENCE_ALPHABET = "ABCDEFGHJKMNPQRSTVWXYZ23456789"

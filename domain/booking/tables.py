@@ -16,7 +16,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import TSTZRANGE
 
-from database import metadata
+from infra.database import metadata
 
 bookings = Table(
     "bookings",

@@ -12,7 +12,6 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from database import driver
 from domain.errors import DomainError, ErrorCode, Problems
 from domain.kept import KeptRecords
 from domain.users.passwords import hash_password, password_problem, verify_password
@@ -27,7 +26,8 @@ from domain.users.tables import (
 )
 from domain.users.tokens import TokenSigner, hash_refresh_token, new_refresh_token
 from domain.validation import is_currency, is_email, is_phone, is_slug, is_time_zone
-from ids import uuid7
+from infra.database import driver
+from infra.ids import uuid7
 
 REFRESH_LIFETIME = timedelta(days=30)
 

@@ -16,7 +16,7 @@ from sqlalchemy import (
     func,
 )
 
-from database import metadata
+from infra.database import metadata
 
 users = Table(
     "users",

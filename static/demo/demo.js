@@ -153,7 +153,7 @@ function notFound() {
   setStatus("offline", "not found");
   $("notice").replaceChildren(
     `There is no business "${SLUG}" on this server. The demo clinic is created by `,
-    code("make run"), ", or by ", code("python seed.py"), " after ",
+    code("make run"), ", or by ", code("python -m commands.seed"), " after ",
     code("alembic upgrade head"), ". Seed it, then reload this page.",
   );
   $("notice").hidden = false;

@@ -9,12 +9,12 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from config import Settings
 from domain.availability import service as availability
 from domain.availability.records import WorkingHours
 from domain.users import service as users
 from domain.users.records import Role
 from domain.users.tokens import TokenSigner
+from infra.settings import Settings
 
 OWNER_EMAIL = "owner@demo-clinic.test"
 OWNER_PASSWORD = "demo-owner-2026"  # noqa: S105 - the demo account, printed by make run
@@ -108,7 +108,7 @@ async def seed(engine: AsyncEngine, settings: Settings) -> Demo:
 
 async def seed_url(url: str, settings: Settings) -> Demo:
     """`seed` on the database at the libpq `url` (migrated: `alembic upgrade head`)."""
-    from database import create_engine
+    from infra.database import create_engine
 
     engine = create_engine(url, pool_size=1)
     try:
@@ -118,8 +118,8 @@ async def seed_url(url: str, settings: Settings) -> Demo:
 
 
 if __name__ == "__main__":
-    # `python seed.py`: the demo business on DATABASE_URL (or the embedded server).
-    from database import libpq_url
+    # `python -m commands.seed`: the demo business on DATABASE_URL (or the embedded server).
+    from infra.database import libpq_url
 
     settings = Settings.from_env()
     demo = asyncio.run(seed_url(libpq_url(settings), settings))

@@ -16,7 +16,7 @@ from sqlalchemy import MetaData, event
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from config import Settings
+from infra.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ def libpq_url(settings: Settings) -> str:
     if settings.database_url:
         return settings.database_url
     # Through our adapter: it adopts a server whose owner was killed (embedded_db.py).
-    import embedded_db
+    from infra import embedded_db
 
     return embedded_db.start(settings.data_dir / "pg")
 

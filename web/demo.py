@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import BaseRoute, Route
 
-PAGE = Path(__file__).resolve().parent / "static" / "demo" / "index.html"
+PAGE = Path(__file__).resolve().parent.parent / "static" / "demo" / "index.html"
 
 
 async def demo_page(request: Request) -> Response:

@@ -16,10 +16,10 @@ import uvicorn
 from alembic import command
 from alembic.config import Config
 
-import embedded_db
-from config import ROOT, Settings
-from database import libpq_url
-from seed import Demo, seed_url
+from commands.seed import Demo, seed_url
+from infra import embedded_db
+from infra.database import libpq_url
+from infra.settings import ROOT, Settings
 
 log = logging.getLogger("run")
 

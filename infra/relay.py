@@ -19,9 +19,9 @@ import orjson
 from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from database import driver
-from domain import events
-from lifecycle import cancelling, pause
+from infra import outbox
+from infra.database import driver
+from infra.lifecycle import cancelling, pause
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ class OutboxRelay:
                 # A connection of its own, outside the app's pool: it listens, and its
                 # work is nobody's request.
                 connection = await asyncpg.connect(self.dsn, timeout=5)
-                await connection.add_listener(events.CHANNEL, self._notified)
+                await connection.add_listener(outbox.CHANNEL, self._notified)
                 while True:
                     await self.drain(connection)
                     if self._failing:
@@ -107,7 +107,7 @@ class OutboxRelay:
             batch: list[object] = []
             for row in rows:
                 payload = _json(row["payload"])
-                if row["kind"] == events.ROW_KIND and isinstance(payload, list):
+                if row["kind"] == outbox.ROW_KIND and isinstance(payload, list):
                     batch.extend(payload)
                 else:
                     batch.append({"kind": row["kind"], "payload": payload})

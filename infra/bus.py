@@ -25,7 +25,7 @@ from broadcaster._base import Event as Message
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-import lifecycle
+from infra import lifecycle
 
 log = logging.getLogger(__name__)
 

@@ -28,9 +28,8 @@ from strawberry.types.execution import ExecutionResult
 
 from dataloaders import DataLoaders
 from dataloaders.share import ConnectionShare
+from domain.availability.live import AnswerKey
 from domain.users.tokens import TokenRejected, TokenSigner
-from graphiql import graphiql_html
-from realtime.live import AnswerKey
 from schema.context import Context
 from schema.operation_limits import (
     GRAPHQL_PARSE_FAILED,
@@ -40,6 +39,7 @@ from schema.operation_limits import (
     Limits,
     Prepared,
 )
+from web.graphiql import graphiql_html
 
 log = logging.getLogger("booking.graphql")
 
@@ -149,7 +149,7 @@ def documents_for(state: Any) -> Documents:
     """The checked documents of this app, with the limits of its settings."""
     documents: Documents | None = getattr(state, "documents", None)
     if documents is None:
-        from schema import schema
+        from schema.root import schema
 
         settings = state.settings
         limits = Limits(

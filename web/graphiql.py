@@ -18,7 +18,7 @@ from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
-STATIC_DIR = Path(__file__).resolve().parent / "static"
+STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 
 # The same pins as scripts/vendor_graphiql.sh (static/vendor/MANIFEST.txt lists the files).
 VENDOR = {
@@ -65,12 +65,12 @@ GRAPHIQL_ROUTES: list[BaseRoute] = [
 ]
 
 # A first visit (nothing remembered by GraphiQL, no ?q=) opens on these, run against the
-# demo business that `make run` or `python seed.py` creates; the page fills in the
+# demo business that `make run` or `python -m commands.seed` creates; the page fills in the
 # Variables (the demo clinic's first service, the next 7 days, their first free slot).
 # tests/test_graphiql_examples.py validates the document against the schema.
 EXAMPLES = """\
 # Booking API examples, on the demo business that
-# `make run` (or `python seed.py`) creates. Press the run
+# `make run` (or `python -m commands.seed`) creates. Press the run
 # button and pick one; their Variables are filled in below.
 #
 # Availability  free slots of the demo clinic's first
@@ -322,7 +322,7 @@ _PAGE = """<!doctype html>
     const start = new Date(Math.ceil(Date.now() / day) * day); // next midnight UTC
     const iso = function (date) { return date.toISOString().replace(".000Z", "Z"); };
     const values = {
-      serviceId: "no demo-clinic yet: run `python seed.py`, then reload",
+      serviceId: "no demo-clinic yet: run `python -m commands.seed`, then reload",
       start: iso(start), end: iso(new Date(start.getTime() + 7 * day)), slot: null,
       key: Date.now().toString(36) + Math.random().toString(36).slice(2),
     };

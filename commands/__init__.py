@@ -1,0 +1,1 @@
+"""Developer commands: `python -m commands.run` (make run), `python -m commands.seed`."""

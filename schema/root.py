@@ -1,0 +1,86 @@
+"""The GraphQL schema: Query, Mutation, Subscription and the `Schema` object."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.schema.config import StrawberryConfig
+
+from resolvers import booking as bookings
+from resolvers import catalog, identity
+from resolvers.availability import resolve_availability
+from resolvers.node import node
+from schema.availability import Availability
+from schema.booking import Booking, BookingConnection, BookingPayload, HoldPayload
+from schema.catalog import Organization, Service, Staff, TimeOff
+from schema.catalog_inputs import (
+    OrganizationPayload,
+    ServicePayload,
+    StaffPayload,
+    TimeOffPayload,
+)
+from schema.common import Node
+from schema.direct_fields import use_direct_fields
+from schema.identity import AuthPayload, SignOutPayload, User, UserPayload
+from schema.prepared import PreparedDocument, PreparedValidation
+from schema.scalars import SCALAR_MAP
+from schema.subscription import Subscription
+
+
+@strawberry.type
+class Query:
+    node: Node | None = strawberry.field(resolver=node)
+    viewer: User | None = strawberry.field(resolver=identity.viewer)
+    organization: Organization | None = strawberry.field(resolver=catalog.organization)
+    service: Service | None = strawberry.field(resolver=catalog.service)
+    availability: Availability = strawberry.field(resolver=resolve_availability)
+    booking: Booking | None = strawberry.field(
+        resolver=bookings.booking_by_id,
+        description="A guest reads their booking with its manage token.",
+    )
+    my_bookings: BookingConnection = strawberry.field(resolver=bookings.my_bookings)
+
+
+@strawberry.type
+class Mutation:
+    sign_up: AuthPayload = strawberry.mutation(resolver=identity.sign_up)
+    sign_in: AuthPayload = strawberry.mutation(resolver=identity.sign_in)
+    refresh_session: AuthPayload = strawberry.mutation(resolver=identity.refresh_session)
+    sign_out: SignOutPayload = strawberry.mutation(resolver=identity.sign_out)
+    update_profile: UserPayload = strawberry.mutation(resolver=identity.update_profile)
+
+    create_organization: OrganizationPayload = strawberry.mutation(
+        resolver=catalog.create_organization
+    )
+    create_service: ServicePayload = strawberry.mutation(resolver=catalog.create_service)
+    add_staff: StaffPayload = strawberry.mutation(resolver=catalog.add_staff)
+    set_weekly_schedule: StaffPayload = strawberry.mutation(resolver=catalog.set_weekly_schedule)
+    set_date_override: StaffPayload = strawberry.mutation(resolver=catalog.set_date_override)
+    add_time_off: TimeOffPayload = strawberry.mutation(resolver=catalog.add_time_off)
+
+    hold_slot: HoldPayload = strawberry.mutation(resolver=bookings.hold_slot)
+    create_booking: BookingPayload = strawberry.mutation(resolver=bookings.create_booking)
+    cancel_booking: BookingPayload = strawberry.mutation(resolver=bookings.cancel_booking)
+    reschedule_booking: BookingPayload = strawberry.mutation(resolver=bookings.reschedule_booking)
+    confirm_booking: BookingPayload = strawberry.mutation(resolver=bookings.confirm_booking)
+    decline_booking: BookingPayload = strawberry.mutation(resolver=bookings.decline_booking)
+
+
+class BookingSchema(strawberry.Schema):
+    def process_errors(self, errors: list[GraphQLError], execution_context: Any = None) -> None:
+        """Not here: graphql_view.format_error logs each error once, by what it is
+        (strawberry's default logs a client's typo at ERROR with a traceback)."""
+
+
+schema = BookingSchema(
+    query=Query,
+    mutation=Mutation,
+    subscription=Subscription,
+    types=[Organization, Service, Staff, TimeOff, User, Booking],
+    config=StrawberryConfig(auto_camel_case=True, scalar_map=SCALAR_MAP),
+    # SPAs send the same few documents again and again: parse and validate each once.
+    extensions=[PreparedDocument, PreparedValidation],
+)
+use_direct_fields(schema)

@@ -1,0 +1,1 @@
+"""The web endpoints: GraphQL over HTTP, GraphiQL, the demo slot board."""
