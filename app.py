@@ -26,10 +26,10 @@ from domain.booking.service import Policy
 from domain.booking.slot_lock import LocalSlotLock, RedisSlotLock
 from domain.users import service as users
 from domain.users.tokens import TokenSigner
+from infra import outbox
 from infra.bus import EventBus
-from infra.database import create_engine, libpq_url, reader
+from infra.database import create_engine, driver, libpq_url, reader
 from infra.lifecycle import Step, cancelling, pause, shut_down
-from infra.relay import forget_published
 from infra.settings import Settings
 from realtime.hub import Hub
 from realtime.websocket import accept as accept_websocket
@@ -103,7 +103,9 @@ async def sweep(engine: AsyncEngine, every: float = 15.0) -> None:
             await booking.complete_past_bookings(engine, now)
             await booking.clear_expired_holds(engine, now)
             await booking.forget_old_idempotency_keys(engine, now)
-            await forget_published(engine, now - timedelta(days=7))
+            async with engine.connect() as conn:
+                await outbox.forget(await driver(conn), now - timedelta(days=7))
+                await conn.commit()
         except Exception:
             if cancelling():  # the cancellation, disguised on its way out
                 raise asyncio.CancelledError from None

@@ -1,10 +1,10 @@
-"""The outbox relay: hands committed domain events to the bus, each once, oldest first.
+"""Runs outbox consumers in this process: woken by the NOTIFY each commit sends, and
+looking every second in case one was missed (its connection was being re-made).
+Every process runs one; a batch goes to one of them (infra/outbox.py).
 
-Every process runs one. A batch is claimed with `FOR UPDATE SKIP LOCKED` and marked
-published in the same transaction only after the bus took it, so with several processes
-each row goes out once, and while Redis is down rows wait for it instead of being lost.
-Woken by the NOTIFY that `events.record` sends at commit; it also looks every second, in
-case a notification was missed (its listening connection was being re-made).
+`OutboxRelay` is the first consumer, "realtime": it hands committed domain events to
+the bus, which carries them to every process. While Redis is down its rows wait for it
+instead of being lost.
 """
 
 from __future__ import annotations
@@ -12,40 +12,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 import asyncpg
 import orjson
 from redis.exceptions import RedisError
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from infra import outbox
-from infra.database import driver
 from infra.lifecycle import cancelling, pause
+from infra.outbox import Consumer, Row
 
 log = logging.getLogger(__name__)
 
-BATCH = 500
 POLL_EVERY = 1.0
 GATHER = 0.02  # seconds
-
-# Claimed and marked in one statement (one round trip, no transaction to hold open).
-_CLAIM = """
-UPDATE outbox SET published_at = now()
-WHERE id IN (
-    SELECT id FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT $1
-    FOR UPDATE SKIP LOCKED
-)
-RETURNING id, kind, payload"""
-# The bus refused them: they wait for the next try.
-_UNMARK = "UPDATE outbox SET published_at = NULL WHERE id = ANY($1::bigint[])"
-_FORGET = "DELETE FROM outbox WHERE published_at < $1"
+OUTAGES = (RedisError, OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 
-class OutboxRelay:
-    def __init__(self, dsn: str, publish: Callable[[bytes], Awaitable[None]]) -> None:
+class OutboxReader:
+    def __init__(self, dsn: str, consumers: Sequence[Consumer]) -> None:
         self.dsn = dsn
-        self.publish = publish
+        self.consumers = list(consumers)
         self._wake = asyncio.Event()
         self._failing = False
 
@@ -56,39 +43,35 @@ class OutboxRelay:
                 # A connection of its own, outside the app's pool: it listens, and its
                 # work is nobody's request.
                 connection = await asyncpg.connect(self.dsn, timeout=5)
+                for consumer in self.consumers:
+                    await outbox.register(connection, consumer)
                 await connection.add_listener(outbox.CHANNEL, self._notified)
                 while True:
                     await self.drain(connection)
                     if self._failing:
-                        log.warning("outbox relay resumed")
+                        log.warning("outbox consumers resumed")
                         self._failing = False
                     # Not wait_for: in Python 3.11 it swallows a cancellation that
-                    # arrives as the wait ends, and the relay would never stop.
+                    # arrives as the wait ends, and the reader would never stop.
                     with contextlib.suppress(TimeoutError):
                         async with asyncio.timeout(POLL_EVERY):
                             await self._wake.wait()
                     # Under load commits come in bursts: a moment's wait lets one batch
-                    # (four round trips) carry many of them.
+                    # carry many of them.
                     await asyncio.sleep(GATHER)
                     self._wake.clear()
             except asyncio.CancelledError:
                 raise
-            except (
-                RedisError,
-                OSError,
-                TimeoutError,
-                asyncpg.PostgresError,
-                asyncpg.InterfaceError,
-            ) as error:
+            except OUTAGES as error:
                 # An outage (Redis, PostgreSQL): the rows wait; say so once per outage.
                 if not self._failing:
-                    log.warning("outbox relay paused (%s); retrying", error)
+                    log.warning("outbox consumers paused (%s); retrying", error)
                 self._failing = True
                 await pause(POLL_EVERY)
             except Exception:
                 if cancelling():  # the cancellation, disguised on its way out
                     raise asyncio.CancelledError from None
-                log.warning("outbox relay failed; retrying", exc_info=True)
+                log.warning("outbox consumers failed; retrying", exc_info=True)
                 await pause(POLL_EVERY)
             finally:
                 if connection is not None and not connection.is_closed():
@@ -98,38 +81,27 @@ class OutboxRelay:
         self._wake.set()
 
     async def drain(self, connection: asyncpg.Connection) -> int:
-        """Publishes every unpublished row; the number published."""
-        sent = 0
-        while True:
-            rows = sorted(await connection.fetch(_CLAIM, BATCH), key=lambda row: row["id"])
-            if not rows:
-                return sent
-            batch: list[object] = []
-            for row in rows:
-                payload = _json(row["payload"])
-                if row["kind"] == outbox.ROW_KIND and isinstance(payload, list):
-                    batch.extend(payload)
-                else:
-                    batch.append({"kind": row["kind"], "payload": payload})
-            try:
-                await self.publish(orjson.dumps(batch))
-            except (Exception, asyncio.CancelledError):
-                # Best effort: if this fails too, the rows stay marked and their events
-                # are lost, which the bus's resync (on its return) makes up for.
-                with contextlib.suppress(Exception):
-                    await connection.execute(_UNMARK, [row["id"] for row in rows])
-                raise
-            sent += len(rows)
-            if len(rows) < BATCH:
-                return sent
+        """Hands each consumer what it has not passed; the number of rows handed."""
+        handed = 0
+        for consumer in self.consumers:
+            handed += await outbox.drain(connection, consumer)
+        return handed
 
 
-def _json(value: object) -> object:
-    """jsonb as the pool's connections decode it (SQLAlchemy's codec) or as text."""
-    return orjson.loads(value) if isinstance(value, str | bytes) else value
+class OutboxRelay(OutboxReader):
+    """The consumer "realtime": committed events to the bus, in commit order."""
 
+    NAME = "realtime"
 
-async def forget_published(engine: AsyncEngine, before: object) -> None:
-    """Published rows are kept a week (later consumers read them too), then dropped."""
-    async with engine.begin() as conn:
-        await (await driver(conn)).execute(_FORGET, before)
+    def __init__(self, dsn: str, publish: Callable[[bytes], Awaitable[None]]) -> None:
+        self.publish = publish
+        super().__init__(dsn, [Consumer(self.NAME, self._publish, lease_seconds=10.0)])
+
+    async def _publish(self, rows: list[Row]) -> None:
+        batch: list[object] = []
+        for row in rows:
+            if row.kind == outbox.ROW_KIND and isinstance(row.payload, list):
+                batch.extend(row.payload)
+            else:
+                batch.append({"kind": row.kind, "payload": row.payload})
+        await self.publish(orjson.dumps(batch))
