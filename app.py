@@ -8,28 +8,25 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime, timedelta
 
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from redis.asyncio import Redis
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from domain import events
-from domain.booking import service as booking
+from domain import background, events
 from domain.booking.service import Policy
 from domain.booking.slot_lock import LocalSlotLock, RedisSlotLock
 from domain.users import service as users
 from domain.users.tokens import TokenSigner
-from infra import outbox
 from infra.bus import EventBus
-from infra.database import create_engine, driver, libpq_url, reader
-from infra.lifecycle import Step, cancelling, pause, shut_down
+from infra.database import create_engine, libpq_url, reader
+from infra.jobs import JobRunner
+from infra.lifecycle import Step, shut_down
 from infra.settings import Settings
 from realtime.hub import Hub
 from realtime.websocket import accept as accept_websocket
@@ -79,38 +76,18 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
     events.on_commit(engine, hub.live.changed)
     await hub.start()
     tune_garbage_collector()
-    sweeper = asyncio.create_task(sweep(engine), name="sweeper")
+    jobs = JobRunner(dsn, [background.register])
+    await jobs.start({"engine": engine})
     try:
         yield
     finally:
-        sweeper.cancel()
         # Bounded: a PostgreSQL or Redis that stopped answering must not keep the
         # process from stopping (uvicorn waits for the lifespan however many signals).
-        steps: list[Step] = [("the sweeper", lambda: sweeper), ("realtime", hub.stop)]
+        steps: list[Step] = [("the job worker", jobs.stop), ("realtime", hub.stop)]
         if redis is not None:
             steps.append(("redis", redis.aclose))
         steps.append(("the database pool", engine.dispose))
         await shut_down(steps, settings.shutdown_timeout_seconds)
-
-
-async def sweep(engine: AsyncEngine, every: float = 15.0) -> None:
-    """The passing of time, without any request arriving: past bookings complete,
-    expired holds are tidied, old idempotency keys forgotten. Safe to run in every
-    process at once: each step is one idempotent statement."""
-    while True:
-        try:
-            now = datetime.now(UTC)
-            await booking.complete_past_bookings(engine, now)
-            await booking.clear_expired_holds(engine, now)
-            await booking.forget_old_idempotency_keys(engine, now)
-            async with engine.connect() as conn:
-                await outbox.forget(await driver(conn), now - timedelta(days=7))
-                await conn.commit()
-        except Exception:
-            if cancelling():  # the cancellation, disguised on its way out
-                raise asyncio.CancelledError from None
-            log.warning("sweep failed", exc_info=True)
-        await pause(every)
 
 
 def tune_garbage_collector() -> None:

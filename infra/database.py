@@ -106,3 +106,9 @@ async def driver(conn: AsyncConnection) -> Any:
     if adapted._transaction is None:
         await adapted._start_transaction()
     return adapted.driver_connection
+
+
+def managed_by_us(name: str | None, type_: str, parent_names: object) -> bool:
+    """For Alembic's autogenerate: the job queue's tables are procrastinate's (they come
+    with its schema, migration 0006), every other table is declared by our code."""
+    return not (type_ == "table" and name is not None and name.startswith("procrastinate_"))

@@ -12,7 +12,7 @@ from domain.availability import tables as availability_tables
 from domain.booking import tables as booking_tables
 from domain.users import tables as users_tables
 from infra import outbox
-from infra.database import create_engine, libpq_url, metadata
+from infra.database import create_engine, libpq_url, managed_by_us, metadata
 from infra.settings import Settings
 
 # Every table the code declares joins the one metadata: autogenerate sees them all.
@@ -23,7 +23,7 @@ if config.config_file_name is not None and config.attributes.get("configure_logg
 
 
 def _run(connection: Connection) -> None:
-    context.configure(connection=connection, target_metadata=metadata)
+    context.configure(connection=connection, target_metadata=metadata, include_name=managed_by_us)
     with context.begin_transaction():
         context.run_migrations()
 

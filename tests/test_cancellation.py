@@ -14,9 +14,9 @@ import pytest
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app import sweep
-from domain import events
+from domain import background, events
 from infra.database import create_engine
+from infra.jobs import JobRunner
 from infra.lifecycle import shut_down
 from infra.relay import OutboxRelay
 from tests.processes import own_database
@@ -50,31 +50,29 @@ async def wait_for_lock_wait(url: str) -> None:
 
 
 @pytest.mark.parametrize("disguised", [False, True], ids=["app-listeners", "disguised"])
-async def test_the_sweeper_ends_when_cancelled_mid_statement(
+async def test_the_job_worker_ends_when_stopped_mid_statement(
     engine: AsyncEngine, database_url: str, disguised: bool
 ) -> None:
     """The reported hang: cancelled inside `engine.begin()`, the rollback on the way out
-    raised PendingRollbackError in place of the CancelledError, `except Exception` took it
-    for a failed round and the sweeper went on forever. `disguised`: some listener still
-    turns the cancellation into another error, and the sweeper stops all the same."""
+    raised PendingRollbackError in place of the CancelledError and the sweeper went on
+    forever. The sweep is a job now: stopping the worker while it waits on a lock ends
+    it within the bound, even when some listener turns the cancellation into another
+    error (`disguised`)."""
     if disguised:
         event.listen(engine.sync_engine, "rollback", lambda conn: conn.info)
     locker = await asyncpg.connect(database_url)
-    sweeper: asyncio.Task[None] | None = None
+    runner = JobRunner(database_url, [background.register])
     try:
         async with locker.transaction():
-            # The sweeper's first statement (UPDATE bookings) waits behind this lock.
+            # The sweep's first statement (UPDATE bookings) waits behind this lock.
             await locker.execute("LOCK TABLE bookings IN ACCESS EXCLUSIVE MODE")
-            sweeper = asyncio.create_task(sweep(engine, every=0.1))
+            await runner.start({"engine": engine})
+            await runner.app.configure_task(name="booking.sweep").defer_async(timestamp=0)
             await wait_for_lock_wait(database_url)
-            sweeper.cancel()
-            done, _ = await asyncio.wait({sweeper}, timeout=ENDS)
-        assert done, "the sweeper swallowed its cancellation"
-        assert sweeper.cancelled()
+            stopping = asyncio.create_task(runner.stop())
+            done, _ = await asyncio.wait({stopping}, timeout=ENDS)
+        assert done, "the job worker did not stop"
     finally:
-        if sweeper is not None:
-            sweeper.cancel()
-            await asyncio.wait({sweeper}, timeout=ENDS)
         await locker.close()
 
 

@@ -16,7 +16,7 @@ from domain.availability import tables as availability_tables
 from domain.booking import tables as booking_tables
 from domain.users import tables as users_tables
 from infra import outbox
-from infra.database import metadata, sqlalchemy_url
+from infra.database import managed_by_us, metadata, sqlalchemy_url
 from infra.settings import ROOT
 
 DECLARED = (availability_tables, booking_tables, users_tables, outbox)  # into the metadata
@@ -26,7 +26,7 @@ TABLES_AND_COLUMNS = {"add_table", "remove_table", "add_column", "remove_column"
 
 
 def _differences(connection: Connection) -> list[Any]:
-    context = MigrationContext.configure(connection)
+    context = MigrationContext.configure(connection, opts={"include_name": managed_by_us})
     found = []
     for difference in compare_metadata(context, metadata):
         # Column changes come grouped in a list of ("modify_type", ...) and the like.

@@ -1,0 +1,73 @@
+"""The one runner for background work (infra/jobs.py): a periodic job runs once per tick
+however many processes run a worker, and a queued job that fails is retried."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+
+import procrastinate
+
+from domain import background
+from infra.database import create_engine
+from infra.jobs import JobRunner
+
+ticks: Counter[int] = Counter()
+attempts: list[int] = []
+
+
+async def tick(timestamp: int) -> None:
+    ticks[timestamp] += 1
+
+
+async def flaky(n: int) -> None:
+    attempts.append(n)
+    if len(attempts) < 2:
+        raise RuntimeError("the provider is away")
+
+
+def register(app: procrastinate.App) -> None:
+    app.periodic(cron="* * * * * *")(app.task(name="test.tick")(tick))  # every second
+    retry = procrastinate.RetryStrategy(max_attempts=3, wait=0)
+    app.task(name="test.flaky", retry=retry)(flaky)
+
+
+async def test_a_periodic_job_runs_once_per_tick_with_two_workers(database_url: str) -> None:
+    engine = create_engine(database_url, pool_size=2)
+    # Two workers, as two processes run them.
+    runners = [JobRunner(database_url, [register]) for _ in range(2)]
+    try:
+        for runner in runners:
+            await runner.start({"engine": engine})
+        started = time.time()
+        await asyncio.sleep(3.5)
+    finally:
+        for runner in runners:
+            await runner.stop()
+        await engine.dispose()
+    ours = {t: n for t, n in ticks.items() if t >= started}
+    assert len(ours) >= 2, ticks
+    assert set(ours.values()) == {1}, ours  # never twice for one tick
+
+
+async def test_a_queued_job_that_fails_is_retried(database_url: str) -> None:
+    engine = create_engine(database_url, pool_size=2)
+    runner = JobRunner(database_url, [register])
+    try:
+        await runner.start({"engine": engine})
+        await runner.app.configure_task(name="test.flaky").defer_async(n=7)
+        for _ in range(100):
+            if len(attempts) >= 2:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        await runner.stop()
+        await engine.dispose()
+    assert attempts == [7, 7]
+
+
+def test_the_runner_has_the_sweeps_as_periodic_jobs() -> None:
+    runner = JobRunner("postgresql://unused", [background.register])
+    periodic = sorted(p.task.name for p in runner.app.periodic_registry.periodic_tasks.values())
+    assert periodic == ["booking.sweep", "outbox.forget"]
