@@ -19,7 +19,7 @@ import pytest
 from infra import outbox
 from infra.outbox import Consumer, Row
 from infra.relay import OutboxReader
-from tests.conftest import ADMIN_URL, _admin, migrate, with_database
+from tests.processes import own_database
 
 WRITE = "INSERT INTO outbox (kind, payload) VALUES ($1, $2::jsonb)"
 
@@ -105,25 +105,17 @@ async def test_a_transaction_that_commits_late_is_not_skipped(database_url: str)
     assert seen.values[name] == [1, 2, 3]
 
 
-@pytest.fixture
-async def own_database() -> AsyncIterator[str]:
-    """A database of this test's own: retention looks at every consumer registered."""
-    name = f"booking_outbox_{uuid.uuid4().hex[:12]}"
-    admin = await _admin()
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        url = with_database(ADMIN_URL, name)
-        await asyncio.to_thread(migrate, url)
-        yield url
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
-
-
 async def test_rows_stay_until_every_consumer_passed_them(
-    own_database: str, caplog: pytest.LogCaptureFixture
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    database_url = own_database
+    # A database of this test's own: retention looks at every consumer registered.
+    async with own_database() as database_url:
+        await rows_stay_until_every_consumer_passed_them(database_url, caplog)
+
+
+async def rows_stay_until_every_consumer_passed_them(
+    database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
     kind = f"test-{uuid.uuid4().hex[:8]}"
     seen = Seen(kind)
     fast, slow = seen.consumer(f"fast-{kind}"), seen.consumer(f"slow-{kind}")
