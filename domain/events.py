@@ -110,12 +110,21 @@ def decode(data: bytes | str) -> list[Event]:
     return [e for e in found if e is not None]
 
 
-# One row per transaction, holding all its events (kind ROW_KIND, the payload the list
-# of {kind, payload}), written in one statement; the NOTIFY is delivered only at commit.
+# The outbox's one writer (this module): one row per transaction, holding all its
+# events (kind ROW_KIND, the payload the list of {kind, payload}), written in one
+# statement; the NOTIFY is delivered only at commit.
 ROW_KIND = outbox.ROW_KIND
-RECORD = """
-WITH written AS (INSERT INTO outbox (kind, payload) VALUES ('events', $1::jsonb) RETURNING id)
-SELECT pg_notify('outbox', '') FROM written"""
+NOTIFY = f"pg_notify('{outbox.CHANNEL}', '')"
+
+
+def outbox_row(parameter: int) -> str:
+    """The INSERT of a transaction's outbox row, its events the statement's parameter
+    `$parameter`: `record` runs it, and a statement that writes its events itself in the
+    same round trip (the booking insert) embeds it, selecting NOTIFY too."""
+    return f"INSERT INTO outbox (kind, payload) VALUES ('{ROW_KIND}', ${parameter}::jsonb)"  # noqa: S608
+
+
+RECORD = f"WITH written AS ({outbox_row(1)} RETURNING id) SELECT {NOTIFY} FROM written"  # noqa: S608
 
 
 async def record(conn: AsyncConnection, *events: Event) -> None:

@@ -55,7 +55,7 @@ class JobRunner:
     def __init__(self, dsn: str, registrations: Sequence[Registration]) -> None:
         # Its own small pool (psycopg): jobs never take the app's connections.
         self.app = procrastinate.App(
-            connector=PsycopgConnector(conninfo=dsn, min_size=1, max_size=3)
+            connector=PsycopgConnector(conninfo=dsn, min_size=1, max_size=2)
         )
         for registration in (register, *registrations):
             registration(self.app)

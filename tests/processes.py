@@ -158,6 +158,9 @@ def app_environment(
     env = {k: v for k, v in os.environ.items() if k not in APP_SETTINGS}
     env["DATABASE_URL"] = database_url
     env["REDIS_PREFIX"] = redis_prefix
+    # Several of these beside the in-process server share one PostgreSQL (100
+    # connections): a test's few requests at a time need no more than this.
+    env.setdefault("DATABASE_POOL_SIZE", "10")
     if redis_url is not None:
         env["REDIS_URL"] = redis_url
     if jwt_secret is not None:

@@ -1,0 +1,56 @@
+"""Who someone is to a booking (customer, guest holding its manage token, its staff
+member, an organization manager): the roles that decide what they may see and do."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import uuid
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from domain.availability import service as availability
+from domain.booking.records import Actor, Booking
+from domain.booking.tables import bookings
+from domain.users import service as users
+from domain.users.records import MANAGERS
+
+
+def new_manage_token() -> tuple[str, bytes]:
+    """A guest's manage token (192 random bits, shown once) and the hash we keep."""
+    token = secrets.token_urlsafe(24)
+    return token, hashlib.sha256(token.encode()).digest()
+
+
+def token_matches(stored_hash: bytes | None, token: str | None) -> bool:
+    if stored_hash is None or not token:
+        return False
+    return hmac.compare_digest(stored_hash, hashlib.sha256(token.encode()).digest())
+
+
+async def roles_of(
+    conn: AsyncConnection,
+    booking: Booking,
+    viewer: uuid.UUID | None,
+    manage_token: str | None,
+    token_hash: bytes | None = None,
+) -> frozenset[Actor]:
+    """What the viewer is to this booking; empty: a stranger."""
+    roles: set[Actor] = set()
+    if token_hash is None and manage_token:
+        token_hash = await conn.scalar(
+            select(bookings.c.manage_token_hash).where(bookings.c.id == booking.id)
+        )
+    if token_matches(token_hash, manage_token):
+        roles.add(Actor.GUEST)
+    if viewer is not None:
+        if booking.customer_id == viewer:
+            roles.add(Actor.CUSTOMER)
+        staff = (await availability.staff_by_id(conn, [booking.staff_id])).get(booking.staff_id)
+        if staff is not None and staff.user_id == viewer:
+            roles.add(Actor.STAFF)
+        if await users.role_in(conn, viewer, booking.organization_id) in MANAGERS:
+            roles.add(Actor.ADMIN)
+    return frozenset(roles)
