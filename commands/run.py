@@ -15,6 +15,7 @@ from types import FrameType
 import uvicorn
 from alembic import command
 from alembic.config import Config
+from pydantic import ValidationError
 
 from commands.seed import Demo, seed_url
 from infra import embedded_db
@@ -88,7 +89,10 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
-    settings = Settings.from_env()
+    try:
+        settings = Settings.from_env()
+    except ValidationError as error:  # a value that does not parse: say which, no traceback
+        sys.exit(f"Configuration: {error}")
     url = libpq_url(settings)  # starts the embedded server when DATABASE_URL is unset
     if settings.database_url is None:
         database = f"embedded PostgreSQL, data in {settings.data_dir / 'pg'}"
@@ -98,8 +102,7 @@ def main() -> None:
         database = "DATABASE_URL"
     migrate(url)
     demo = asyncio.run(seed_url(url, settings))
-    host = os.environ.get("HOST", "127.0.0.1")
-    port = int(os.environ.get("PORT", "8000"))
+    host, port = settings.host, settings.port
     shown_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104
     graceful = math.ceil(settings.shutdown_timeout_seconds)
     # No per-message deflate (compression state is most of an idle WebSocket's memory),

@@ -6,9 +6,10 @@ broadcaster's unbounded queue has a single, prompt reader.
 
 broadcaster's own Redis backend listens in a task that dies silently when the
 connection drops, after which its subscribers wait forever (encode/broadcaster#144).
-`ResilientRedisBackend` replaces it: it reconnects with backoff, resubscribes, and then
-delivers `RESYNC`, because pub/sub keeps nothing that was published while it was down:
-whoever shows live state must show it afresh.
+`ResilientRedisBackend` replaces it: it reconnects (infra/resilience.py's retries, with
+jittered backoff, so processes that lost one Redis do not come back in step), resubscribes,
+and then delivers `RESYNC`, because pub/sub keeps nothing that was published while it was
+down: whoever shows live state must show it afresh.
 """
 
 from __future__ import annotations
@@ -26,12 +27,15 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from infra import lifecycle
+from infra.resilience import retrying, within
 
 log = logging.getLogger(__name__)
 
 RESYNC = ""  # the message that says: messages may have been lost
 PING_EVERY = 5.0  # seconds: a Redis that went silent without closing is noticed this fast
 TIMEOUT = 1.0
+RECONNECT_FIRST_WAIT = 0.1  # seconds: after a lost connection, before the first try
+RECONNECT_MAX_WAIT = 2.0  # seconds: the longest pause between two tries to reconnect
 
 
 class ResilientRedisBackend(BroadcastBackend):
@@ -70,38 +74,54 @@ class ResilientRedisBackend(BroadcastBackend):
         return await self._queue.get()
 
     async def _listen(self) -> None:
-        """Connects, subscribes, reads; on any failure starts over after a pause."""
-        pause = 0.1
+        """Connects and subscribes (retried with jitter until it works), reads until the
+        connection fails, and starts over."""
         ever_connected = False
         while True:
-            client = Redis.from_url(
-                self._url, socket_timeout=TIMEOUT, socket_connect_timeout=TIMEOUT
-            )
-            pubsub = client.pubsub(ignore_subscribe_messages=True)
+            while not self._channels:
+                self._changed.clear()
+                await self._changed.wait()
+            client, pubsub, subscribed = await self._subscribed()
             try:
-                while not self._channels:
-                    self._changed.clear()
-                    await self._changed.wait()
-                subscribed = set(self._channels)
-                await pubsub.subscribe(*subscribed)
                 self.connected = True
-                pause = 0.1
                 if ever_connected:
                     log.warning("Redis is back: resubscribed to %s", sorted(subscribed))
                     for channel in subscribed:
                         self._queue.put_nowait(Message(channel, RESYNC))
                 ever_connected = True
                 await self._read(pubsub, subscribed)
-            except asyncio.CancelledError:
-                raise
             except (RedisError, OSError, TimeoutError) as error:
-                if self.connected:
-                    log.warning("Redis pub/sub lost (%s): reconnecting", error)
+                log.warning("Redis pub/sub lost (%s): reconnecting", error)
             finally:
                 self.connected = False
                 await _quietly_close(pubsub, client)
-            await lifecycle.pause(pause)
-            pause = min(pause * 2, 2.0)
+            # Not at once: a connection that breaks as soon as it is made must not turn
+            # into a loop of reconnections, each announcing a resync.
+            await lifecycle.pause(RECONNECT_FIRST_WAIT)
+
+    async def _subscribed(self) -> tuple[Redis, Any, set[str]]:
+        """A new connection subscribed to the channels, once Redis takes one. Between
+        tries a random pause of up to 0.1 s, 0.2 s, 0.4 s... 2 s."""
+        async for attempt in retrying(
+            on=(RedisError, OSError, TimeoutError),
+            attempts=None,
+            first_wait=RECONNECT_FIRST_WAIT,
+            max_wait=RECONNECT_MAX_WAIT,
+            sleep=lifecycle.pause,
+        ):
+            with attempt:
+                client = Redis.from_url(
+                    self._url, socket_timeout=TIMEOUT, socket_connect_timeout=TIMEOUT
+                )
+                pubsub = client.pubsub(ignore_subscribe_messages=True)
+                subscribed = set(self._channels)
+                try:
+                    await pubsub.subscribe(*subscribed)
+                except BaseException:
+                    await _quietly_close(pubsub, client)
+                    raise
+                return client, pubsub, subscribed
+        raise AssertionError("retrying without a limit ended")  # never: it re-raises
 
     async def _read(self, pubsub: Any, subscribed: set[str]) -> None:
         loop = asyncio.get_running_loop()
@@ -133,9 +153,9 @@ async def _quietly_close(pubsub: Any, client: Redis) -> None:
     # Not wait_for: in Python 3.11 it swallows a cancellation that arrives as the close
     # ends, and the listener would go on after `disconnect` cancelled it.
     try:
-        async with asyncio.timeout(TIMEOUT):
+        async with within(TIMEOUT):
             await pubsub.aclose()
-        async with asyncio.timeout(TIMEOUT):
+        async with within(TIMEOUT):
             await client.aclose()
     except (RedisError, OSError, TimeoutError):
         pass

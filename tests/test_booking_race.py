@@ -152,7 +152,7 @@ async def test_race_without_redis_still_has_one_winner(
                 )
                 assert result["errors"] == [], result
     for process in apps_without_redis.processes:
-        assert "Redis unavailable" in process.log(), apps_without_redis.logs()
+        assert "Redis slot lock unavailable" in process.log(), apps_without_redis.logs()
 
 
 # ---- rescheduleBooking: many bookings, one free slot --------------------------------------

@@ -50,14 +50,25 @@ async def wait_for_lock_wait(url: str) -> None:
 
 
 @pytest.mark.parametrize("disguised", [False, True], ids=["app-listeners", "disguised"])
-async def test_the_job_worker_ends_when_stopped_mid_statement(
-    engine: AsyncEngine, database_url: str, disguised: bool
-) -> None:
+async def test_the_job_worker_ends_when_stopped_mid_statement(disguised: bool) -> None:
     """The reported hang: cancelled inside `engine.begin()`, the rollback on the way out
     raised PendingRollbackError in place of the CancelledError and the sweeper went on
     forever. The sweep is a job now: stopping the worker while it waits on a lock ends
     it within the bound, even when some listener turns the cancellation into another
-    error (`disguised`)."""
+    error (`disguised`). On a database of its own: the test server's worker must not
+    take the job."""
+    async with own_database() as database_url:
+        engine = create_engine(database_url, pool_size=2)
+        events.on_commit(engine, lambda batch: None)  # as the app's lifespan does
+        try:
+            await worker_ends_mid_statement(engine, database_url, disguised)
+        finally:
+            await engine.dispose()
+
+
+async def worker_ends_mid_statement(
+    engine: AsyncEngine, database_url: str, disguised: bool
+) -> None:
     if disguised:
         event.listen(engine.sync_engine, "rollback", lambda conn: conn.info)
     locker = await asyncpg.connect(database_url)

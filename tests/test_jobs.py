@@ -12,6 +12,7 @@ import procrastinate
 from domain import background
 from infra.database import create_engine
 from infra.jobs import JobRunner
+from tests.processes import own_database
 
 ticks: Counter[int] = Counter()
 attempts: list[int] = []
@@ -33,7 +34,13 @@ def register(app: procrastinate.App) -> None:
     app.task(name="test.flaky", retry=retry)(flaky)
 
 
-async def test_a_periodic_job_runs_once_per_tick_with_two_workers(database_url: str) -> None:
+async def test_a_periodic_job_runs_once_per_tick_with_two_workers() -> None:
+    # A database of its own: the test server's worker would take jobs it does not know.
+    async with own_database() as database_url:
+        await periodic_job_runs_once_per_tick(database_url)
+
+
+async def periodic_job_runs_once_per_tick(database_url: str) -> None:
     engine = create_engine(database_url, pool_size=2)
     # Two workers, as two processes run them.
     runners = [JobRunner(database_url, [register]) for _ in range(2)]
@@ -51,7 +58,12 @@ async def test_a_periodic_job_runs_once_per_tick_with_two_workers(database_url: 
     assert set(ours.values()) == {1}, ours  # never twice for one tick
 
 
-async def test_a_queued_job_that_fails_is_retried(database_url: str) -> None:
+async def test_a_queued_job_that_fails_is_retried() -> None:
+    async with own_database() as database_url:
+        await queued_job_is_retried(database_url)
+
+
+async def queued_job_is_retried(database_url: str) -> None:
     engine = create_engine(database_url, pool_size=2)
     runner = JobRunner(database_url, [register])
     try:

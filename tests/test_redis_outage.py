@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from domain.booking.slot_lock import TTL_MS, UNGUARDED, CircuitBreaker, RedisSlotLock
+from domain.booking.slot_lock import TTL_MS, UNGUARDED, RedisSlotLock, redis_breaker
 from tests.booking_api import CREATE, create, key
 from tests.business import Person, create_business, sign_up
 from tests.conftest import GraphQLClient
@@ -133,7 +133,7 @@ async def test_bookings_survive_a_redis_outage(
         db_key(staff, "Staff"),
     )
     assert [as_utc(r["start_at"].isoformat()) for r in rows] == sorted(as_utc(s) for s in made)
-    assert "Redis unavailable" in logs  # the breaker opened
+    assert "Redis slot lock unavailable: circuit opened" in logs  # the breaker opened
     assert "Traceback" not in logs, logs
 
 
@@ -183,7 +183,7 @@ async def test_slot_lock_acquire_contend_and_compare_and_delete(
         # Keys live under the prefix only.
         assert [k async for k in client.scan_iter(match="slot:*")] == []
         assert lock.breaker.failures == 0
-        assert lock.breaker.opened_at is None
+        assert lock.breaker.state == "closed"
     finally:
         await client.aclose()
 
@@ -211,7 +211,7 @@ async def test_slot_lock_steps_aside_when_redis_is_killed(
 ) -> None:
     client = redis_client(redis_server.url)
     try:
-        breaker = CircuitBreaker(threshold=3, cooldown=60)
+        breaker = redis_breaker(fail_max=3, reset_timeout=60)
         lock = RedisSlotLock(client, REDIS_PREFIX, breaker)
         held = slot_key()
         token = await lock.acquire(held)  # a pooled connection, now broken by the kill
@@ -224,9 +224,9 @@ async def test_slot_lock_steps_aside_when_redis_is_killed(
             got, took = await acquire_timed(lock, held)
             assert got == UNGUARDED  # the caller proceeds; PostgreSQL decides
             assert took < 1.0
-            assert breaker.failures == failures
+            assert breaker.failures == (failures if failures < 3 else 0)
+            assert breaker.state == ("closed" if failures < 3 else "opened")
         assert sets.calls == 3
-        assert breaker.opened_at is not None
 
         # Open: no more calls to Redis at all, and no waiting.
         began = time.monotonic()
@@ -249,7 +249,7 @@ async def test_slot_lock_when_redis_hangs_then_recovers(
     decides whether it closes again."""
     client = redis_client(redis_server.url)
     try:
-        breaker = CircuitBreaker(threshold=3, cooldown=0.5)
+        breaker = redis_breaker(fail_max=3, reset_timeout=0.5)
         lock = RedisSlotLock(client, REDIS_PREFIX, breaker)
         warm = await lock.acquire(slot_key())
         assert warm not in (None, UNGUARDED)
@@ -261,7 +261,7 @@ async def test_slot_lock_when_redis_hangs_then_recovers(
             got, took = await acquire_timed(lock, slot_key())
             assert got == UNGUARDED
             assert took < 1.0
-        assert breaker.opened_at is not None
+        assert breaker.state == "opened"
         # Open: answered at once, without a call (a call would cost 0.25 s).
         for _ in range(20):
             got, took = await acquire_timed(lock, slot_key())
@@ -270,19 +270,19 @@ async def test_slot_lock_when_redis_hangs_then_recovers(
         assert sets.calls == 3
 
         # Half-open while still down: one try, which fails and opens it again.
-        await asyncio.sleep(breaker.cooldown)
+        await asyncio.sleep(breaker.reset_timeout + 0.05)
         for _ in range(5):
             assert (await acquire_timed(lock, slot_key()))[0] == UNGUARDED
         assert sets.calls == 4
-        assert breaker.opened_at is not None
+        assert breaker.state == "opened"
 
         # Back: after the cooldown one successful try closes the breaker.
         redis_server.resume()
-        await asyncio.sleep(breaker.cooldown)
+        await asyncio.sleep(breaker.reset_timeout + 0.05)
         key = slot_key()
         token = await lock.acquire(key)
         assert token not in (None, UNGUARDED)
-        assert breaker.opened_at is None
+        assert breaker.state == "closed"
         assert breaker.failures == 0
         assert await lock.acquire(key) is None
         assert token is not None
@@ -312,7 +312,7 @@ async def test_app_answers_while_redis_hangs(database_url: str, redis_server: Re
         finally:
             redis_server.resume()
         logs = apps.logs()
-    assert "Redis unavailable" in logs
+    assert "Redis slot lock unavailable: circuit opened" in logs
     assert "Traceback" not in logs, logs
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import time
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -27,7 +26,7 @@ async def loosened(server: Server, **settings: Any) -> AsyncIterator[None]:
     """The test server with no query limits and the given settings, for this block."""
     state = server.app_state
     before, documents = state.settings, state.documents
-    state.settings = dataclasses.replace(before, **settings)
+    state.settings = before.model_copy(update=settings)
     state.documents = Documents(schema._schema, LOOSE)
     try:
         yield

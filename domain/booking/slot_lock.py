@@ -5,13 +5,12 @@ It is not the guarantee: a lease can expire while its holder is paused (GC, swap
 a slow network), and then two holders believe they own it (Kleppmann, "How to do
 distributed locking"). The exclusion constraint on `claims` is what makes a double
 booking impossible; this lock only saves work. When Redis is unreachable the lock
-steps aside (a circuit breaker stops asking for a while) and PostgreSQL alone
-decides: slower under contention, never wrong.
+steps aside (a circuit breaker, infra/resilience.py, stops asking for a while) and
+PostgreSQL alone decides: slower under contention, never wrong.
 """
 
 from __future__ import annotations
 
-import logging
 import secrets
 import time
 from typing import Protocol
@@ -19,7 +18,7 @@ from typing import Protocol
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-log = logging.getLogger(__name__)
+from infra.resilience import Breaker, BreakerOpen
 
 # Held only for one transaction; long enough for a slow commit, short enough that a
 # crashed holder does not block a slot for long.
@@ -31,6 +30,17 @@ _RELEASE = """
 if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
 return 0
 """
+
+
+def redis_breaker(fail_max: int = 3, reset_timeout: float = 5.0) -> Breaker:
+    """Three failed calls in a row open it; 5 s later one try decides. Each failed call
+    costs at most the client's timeout (0.25 s in app.py), an open breaker nothing."""
+    return Breaker(
+        "Redis slot lock",
+        fail_max=fail_max,
+        reset_timeout=reset_timeout,
+        failures=(RedisError, OSError),
+    )
 
 
 class SlotLock(Protocol):
@@ -63,57 +73,26 @@ class LocalSlotLock:
             del self._held[key]
 
 
-class CircuitBreaker:
-    """Opens after `threshold` consecutive failures; half-opens after `cooldown` s."""
-
-    def __init__(self, threshold: int = 3, cooldown: float = 5.0) -> None:
-        self.threshold = threshold
-        self.cooldown = cooldown
-        self.failures = 0
-        self.opened_at: float | None = None
-
-    def allows(self) -> bool:
-        if self.opened_at is None:
-            return True
-        if time.monotonic() - self.opened_at >= self.cooldown:
-            self.opened_at = None  # half-open: one try decides
-            self.failures = self.threshold - 1
-            return True
-        return False
-
-    def succeeded(self) -> None:
-        self.failures = 0
-        self.opened_at = None
-
-    def failed(self) -> None:
-        self.failures += 1
-        if self.failures >= self.threshold and self.opened_at is None:
-            self.opened_at = time.monotonic()
-            log.warning("Redis unavailable: slot locks step aside for %.0f s", self.cooldown)
-
-
 class RedisSlotLock:
-    def __init__(self, redis: Redis, prefix: str, breaker: CircuitBreaker | None = None) -> None:
+    def __init__(self, redis: Redis, prefix: str, breaker: Breaker | None = None) -> None:
         self.redis = redis
         self.prefix = prefix
-        self.breaker = breaker or CircuitBreaker()
+        self.breaker = breaker or redis_breaker()
 
     async def acquire(self, key: str) -> str | None:
-        if not self.breaker.allows():
-            return UNGUARDED
         token = secrets.token_hex(8)
         try:
-            acquired = await self.redis.set(self.prefix + key, token, nx=True, px=TTL_MS)
-        except (RedisError, OSError):
-            self.breaker.failed()
+            async with self.breaker:
+                acquired = await self.redis.set(self.prefix + key, token, nx=True, px=TTL_MS)
+        except (BreakerOpen, RedisError, OSError):
             return UNGUARDED
-        self.breaker.succeeded()
         return token if acquired else None
 
     async def release(self, key: str, token: str) -> None:
         if token == UNGUARDED:
             return
         try:
-            await self.redis.eval(_RELEASE, 1, self.prefix + key, token)
-        except (RedisError, OSError):
-            self.breaker.failed()  # the lease expires by itself
+            async with self.breaker:
+                await self.redis.eval(_RELEASE, 1, self.prefix + key, token)
+        except (BreakerOpen, RedisError, OSError):
+            pass  # the lease expires by itself
