@@ -15,6 +15,8 @@ from domain.booking.records import BookingStatus
 from domain.errors import DomainError
 from domain.users.records import MANAGERS
 from infra.ids import key_of
+from resolvers.access import viewer_role
+from resolvers.paging import page_info, page_size
 from schema.booking import (
     Booking,
     BookingConnection,
@@ -27,7 +29,6 @@ from schema.booking import (
     HoldSlotInput,
     RescheduleBookingInput,
 )
-from schema.catalog import page_info, page_size, viewer_role
 from schema.common import UserError, decode_cursor, encode_cursor
 from schema.context import Info, forbidden, invalid_argument
 

@@ -6,8 +6,9 @@ import strawberry
 
 from domain.booking import service as booking
 from infra.ids import from_global_id
+from resolvers.access import can_manage_staff
 from schema.booking import Booking
-from schema.catalog import Organization, Service, Staff, TimeOff, can_manage_staff
+from schema.catalog import Organization, Service, Staff, TimeOff
 from schema.common import Node
 from schema.context import Info
 from schema.identity import User

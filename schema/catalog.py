@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Annotated
 
@@ -12,44 +11,14 @@ from domain.availability import records as av
 from domain.availability import service as availability
 from domain.booking.records import BookingStatus
 from domain.users import records as us
-from domain.users.records import MANAGERS
 from infra.ids import to_global_id
-from schema.common import Money, Node, PageInfo, Weekday, decode_cursor, encode_cursor
+from resolvers.access import can_manage_staff
+from resolvers.paging import page_args, page_info
+from schema.common import Money, Node, PageInfo, Weekday, encode_cursor
 from schema.context import Info, forbidden, invalid_argument
 
 if TYPE_CHECKING:
     from schema.booking import BookingConnection
-
-MAX_FIRST = 100
-
-
-def page_size(first: int | None, default: int) -> int:
-    """`first` as the contract allows it: null means the default, at most 100."""
-    if first is None:
-        return default
-    if first < 0 or first > MAX_FIRST:
-        raise invalid_argument("`first` must be between 0 and 100.", "first")
-    return first
-
-
-def page_args(first: int | None, after: str | None) -> tuple[int, uuid.UUID | None]:
-    first = page_size(first, 50)
-    if first < 0 or first > MAX_FIRST:
-        raise invalid_argument("`first` must be between 0 and 100.", "first")
-    try:
-        key = decode_cursor(after)
-        return first, uuid.UUID(key) if key is not None else None
-    except ValueError:
-        raise invalid_argument("`after` is not a cursor of this list.", "after") from None
-
-
-def page_info(cursors: list[str], has_next: bool, has_previous: bool) -> PageInfo:
-    return PageInfo(
-        has_next_page=has_next,
-        has_previous_page=has_previous,
-        start_cursor=cursors[0] if cursors else None,
-        end_cursor=cursors[-1] if cursors else None,
-    )
 
 
 @strawberry.type(name="Organization")
@@ -191,19 +160,6 @@ class DateOverride:
     )
 
 
-async def can_manage_staff(info: Info, staff: av.Staff) -> bool:
-    """OWNER/ADMIN of the staff member's organization, or the staff member."""
-    viewer = info.context.viewer_id
-    if viewer is None:
-        return False
-    if staff.user_id == viewer:
-        return True
-    memberships = await info.context.loaders.memberships.load(viewer) or []
-    return any(
-        m.organization_id == staff.organization_id and m.role in MANAGERS for m in memberships
-    )
-
-
 @strawberry.type(name="Staff")
 class Staff(Node):
     record: strawberry.Private[av.Staff]
@@ -309,13 +265,3 @@ class StaffEdge:
 class StaffConnection:
     edges: list[StaffEdge]
     page_info: PageInfo
-
-
-async def viewer_role(info: Info, org_id: uuid.UUID) -> us.Role | None:
-    viewer = info.context.viewer_id
-    if viewer is None:
-        return None
-    for m in await info.context.loaders.memberships.load(viewer) or []:
-        if m.organization_id == org_id:
-            return m.role
-    return None
