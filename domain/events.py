@@ -1,7 +1,7 @@
 """Domain events and the outbox they are written to.
 
 A change records its events with `record()` in its own transaction: a rolled-back
-change leaves none, a committed one leaves them for the relay (realtime/relay.py),
+change leaves none, a committed one leaves them for the outbox consumers (infra/relay.py),
 which hands each one on once after the commit. The same rows are what later consumers
 (e-mail and SMS notifications) read, so an event names what changed, not who wants to
 know.

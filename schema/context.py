@@ -67,10 +67,10 @@ class Context:
     viewer_id: uuid.UUID | None = None
     auth_failed: bool = False  # a bearer token was sent but is forged or expired
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
-    # The live windows this request's answer was computed from (graphql_view keeps the
+    # The live windows this request's answer was computed from (web/graphql_endpoint.py keeps the
     # answer of a query that read exactly one, until that window changes).
     windows_read: list[tuple[Window, int]] = field(default_factory=list)
-    # The document graphql_view checked (limits, variables): executed as it is.
+    # The document web/graphql_endpoint.py checked (limits, variables): executed as it is.
     prepared: Prepared | None = None
 
     def require_viewer(self) -> uuid.UUID:

@@ -70,7 +70,7 @@ class Mutation:
 
 class BookingSchema(strawberry.Schema):
     def process_errors(self, errors: list[GraphQLError], execution_context: Any = None) -> None:
-        """Not here: graphql_view.format_error logs each error once, by what it is
+        """Not here: web.graphql_endpoint.format_error logs each error once, by what it is
         (strawberry's default logs a client's typo at ERROR with a traceback)."""
 
 
