@@ -74,6 +74,7 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
         },
     )
     event.listen(engine.sync_engine, "checkout", _replace_closed)
+    event.listen(engine.sync_engine, "checkin", _discard_if_still_in_transaction)
     return engine
 
 
@@ -84,6 +85,23 @@ def _replace_closed(dbapi_connection: Any, record: object, proxy: object) -> Non
     `is_closed()` knows without a round trip. The pool opens a new one on this error."""
     if dbapi_connection.driver_connection.is_closed():
         raise DisconnectionError("the server closed this pooled connection")
+
+
+def _discard_if_still_in_transaction(dbapi_connection: Any, record: Any) -> None:
+    """A connection that comes back still inside a transaction is closed, never reused.
+    SQLAlchemy's asyncpg adapter records a transaction only once BEGIN has answered: a
+    request cancelled while BEGIN was on its way (its client went away, its time ran out)
+    returned the connection with asyncpg inside a transaction that no rollback undid,
+    and every later unit of work on it ran in a SAVEPOINT whose commit was a RELEASE:
+    bookings answered as made, then lost with the outer transaction."""
+    if dbapi_connection is None:
+        return
+    raw = dbapi_connection.driver_connection
+    if raw is None or raw.is_closed():
+        return
+    if raw._top_xact is not None or raw.is_in_transaction():
+        log.warning("a pooled connection came back inside a transaction: closed")
+        record.invalidate()
 
 
 def reader(engine: AsyncEngine) -> AsyncEngine:
