@@ -3,10 +3,11 @@ is the one writer), read after the commit by named consumers (infra/relay.py run
 them; the realtime relay is the first).
 
 Each consumer keeps a durable position (txid, id) in `outbox_consumers`. Rows are read
-in transaction-number order and only below the oldest transaction still running (the
-snapshot's xmin): a transaction that commits late has a smaller number than rows
-already read by then only if it was running when they were read, and rows of running
-transactions are never read, so no row is ever skipped. A process claims a consumer
+in transaction-number order and only below the oldest transaction of this database
+still running that has written anything: a transaction that commits late has a smaller
+number than rows already read by then only if it was running when they were read, and
+rows of running transactions are never read, so no row is ever skipped. Transactions
+that write nothing (a long report, pg_dump) and other databases' never hold it back. A process claims a consumer
 for one batch with `FOR UPDATE SKIP LOCKED` and a lease, hands the rows over, then
 moves the position on: with many processes each batch is handled by one of them, in
 order. Delivery is at least once (a handler that outlives its lease may see a batch
@@ -104,7 +105,16 @@ ON CONFLICT (name) DO NOTHING"""
 
 # Claimed only when there is something to read; claim and read in one round trip.
 _CLAIM = """
-WITH horizon AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin),
+WITH snap AS (SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint AS xmax),
+writers AS (  -- this database's transactions that have written (their xids, as xid8)
+    SELECT (s.xmax >> 32 << 32) + a.backend_xid::text::bigint
+           - CASE WHEN a.backend_xid::text::bigint > (s.xmax & 4294967295)
+                  THEN 4294967296 ELSE 0 END AS txid
+    FROM pg_stat_activity a, snap s
+    WHERE a.datname = current_database() AND a.backend_xid IS NOT NULL
+      AND a.pid <> pg_backend_pid()),
+horizon AS (
+    SELECT LEAST((SELECT min(txid) FROM writers), (SELECT xmax FROM snap))::text::xid8 AS xmin),
 claimed AS (
     UPDATE outbox_consumers c SET leased_until = now() + make_interval(secs => $2)
     FROM horizon h

@@ -19,6 +19,7 @@ import pytest
 from infra import outbox
 from infra.outbox import Consumer, Row
 from infra.relay import OutboxReader
+from tests.conftest import ADMIN_URL
 from tests.processes import own_database
 
 WRITE = "INSERT INTO outbox (kind, payload) VALUES ($1, $2::jsonb)"
@@ -161,3 +162,33 @@ async def test_a_batch_whose_handler_fails_is_handed_again(database_url: str) ->
             await outbox.drain(connection, consumer)
         await outbox.drain(connection, consumer)
     assert handed == [[0, 1, 2]]
+
+
+async def test_transactions_that_cannot_write_the_outbox_hold_nothing_back(
+    database_url: str,
+) -> None:
+    """A long report in this database (it writes nothing) and a writing transaction in
+    another database on the same server cannot add rows to this outbox: rows committed
+    meanwhile are handed at once (a nightly pg_dump must not freeze live updates)."""
+    kind = f"test-{uuid.uuid4().hex[:8]}"
+    seen = Seen(kind)
+    consumer = seen.consumer(f"busy-{kind}")
+    async with (
+        connected(database_url) as reader,
+        connected(database_url) as report,
+        connected(ADMIN_URL) as elsewhere,
+    ):
+        await outbox.register(reader, consumer)
+        reporting = report.transaction(isolation="repeatable_read")
+        await reporting.start()
+        await report.fetchval("SELECT count(*) FROM outbox")
+        writing = elsewhere.transaction()
+        await writing.start()
+        await elsewhere.execute("CREATE TEMP TABLE busy (n int)")  # takes a transaction id
+        try:
+            await write(database_url, kind, range(3))
+            await outbox.drain(reader, consumer)
+            assert seen.values.get(consumer.name) == [0, 1, 2]
+        finally:
+            await reporting.rollback()
+            await writing.rollback()
