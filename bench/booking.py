@@ -13,16 +13,20 @@ Two server set-ups run one after the other on that database:
 
 In each, two measurements:
   1. Uncontended createBooking at 1, 8 and 32 concurrent clients, next to
-     `{ __typename }` at the same concurrency on the same server(s): every request books
-     a slot nobody else asks for (its own staff member x day x start), with its own
-     idempotency key, signed in as one of a pool of customers.
+     `{ __typename }` at the same concurrency on the same server(s), both driven by wrk
+     (bench/loadgen.py: C, installed with apt-get when missing) for SECONDS each: every
+     request books a slot nobody else asks for (its own staff member x day x start),
+     with its own idempotency key, signed in as one of a pool of customers; the bodies
+     and tokens are generated beforehand and the wrk script sends them in turn. With two
+     processes, wrk's two threads each drive one of them.
   2. The race: 1,000 createBooking attempts on 10 one-to-one slots (100 each), shuffled
      and fired with RACE_IN_FLIGHT requests in flight from many customers. Exactly 10
      must win (checked with plain SQL), every loser must be SLOT_UNAVAILABLE, no 5xx.
+     Its client is one Python process: each concurrent user has its own
+     httpx.AsyncClient with one keep-alive connection per server.
 
-The client is one Python process: each concurrent user has its own httpx.AsyncClient
-with one keep-alive connection per server. It shares the machine's CPUs with the
-server(s) and PostgreSQL, which the output states, with the CPU each of them used.
+The clients share the machine's CPUs with the server(s) and PostgreSQL, which the output
+states, with the CPU each of them used.
 """
 
 from __future__ import annotations
@@ -71,6 +75,7 @@ from bench.availability import (  # noqa: E402
     running_server,
     scratch_database,
 )
+from bench.loadgen import Load, Request, ensure_wrk, wrk  # noqa: E402
 
 ZONE = "Europe/Berlin"
 BERLIN = ZoneInfo(ZONE)
@@ -96,16 +101,14 @@ WEEK = [
 CUSTOMERS = 64  # the uncontended run uses the first POOL of them, the race all
 POOL = 32
 LEVELS = (1, 8, 32)
-TYPENAME_REQUESTS = 600  # per level
-BOOKING_REQUESTS = {1: 300, 8: 400, 32: 480}
-BOOKING_WARMUP = 20
-LEVEL_WARMUP = 4  # createBooking per client before each level's timed batch
+SECONDS = 5  # each timed wrk run
+WARMUP_SECONDS = 1  # untimed wrk runs before each level: `{ __typename }`, then bookings
+BODIES_PER_RUN = 4_000  # distinct slots a createBooking run may book: more than it can
 AIM = 0.35  # the product's aim: createBooking req/s >= 35% of `{ __typename }`'s
 # Every slot is booked at most once per server set-up (each set-up has its own business).
-assert (
-    BOOKING_WARMUP + sum(BOOKING_REQUESTS.values()) + LEVEL_WARMUP * sum(LEVELS)
-    <= STAFF * DAYS * STARTS_PER_DAY
-)
+assert (BODIES_PER_RUN + BODIES_PER_RUN // 4) * len(LEVELS) <= STAFF * DAYS * STARTS_PER_DAY
+MARKER_BOOKED = '"createBooking":{"booking":{"id"'
+MARKER_TYPENAME = '"__typename":"Query"'
 
 RACE_STAFF = 5  # 10 slots: 5 staff x 2 back-to-back starts
 RACE_STARTS = ((10, 0), (10, 30))
@@ -492,55 +495,66 @@ class Profiler:
         self.path = None  # one profile per run
 
 
+async def phase(
+    meter: CpuMeter, urls: Sequence[str], requests: Sequence[Request], clients: int, marker: str
+) -> tuple[Load, Phase]:
+    """One timed wrk run: its answers, and its throughput, latency and CPU per request
+    (the client's being wrk's)."""
+    before = meter.read()
+    load = await wrk(urls, requests, connections=clients, seconds=SECONDS, marker=marker)
+    used = meter.read() - before
+    cpu = Cpu(used.server, used.postgres, load.client_cpu, postgres_partial=used.postgres_partial)
+    n = max(load.requests, 1)
+    return load, Phase(load.requests, load.seconds, load.p50_ms, load.p95_ms, cpu.per_request(n))
+
+
 async def uncontended(
     setup: Setup,
     meter: CpuMeter,
     bodies: Iterator[bytes],
     tokens: Sequence[str],
     profiler: Profiler,
-) -> tuple[list[Level], list[Outcomes]]:
-    auth = [{**PLAIN, "authorization": f"Bearer {t}"} for t in tokens[:POOL]]
-    typename = request_body(TYPENAME)
+) -> tuple[list[Level], list[tuple[str, Load]]]:
+    """Every level: `{ __typename }` then createBooking, timed; the levels, and every
+    wrk run (named) whose answers are to be checked."""
+    pool = tokens[:POOL]
+    urls = [s.base_url for s in setup.servers]
+    typename = [Request(request_body(TYPENAME))] * len(urls)  # one per wrk thread
     levels: list[Level] = []
-    all_outcomes: list[Outcomes] = []
+    runs: list[tuple[str, Load]] = []
     counter = 0
 
-    def bookings(count: int) -> list[tuple[bytes, dict[str, str]]]:
+    def bookings(count: int) -> list[Request]:
         nonlocal counter
-        batch = [(next(bodies), auth[(counter + i) % len(auth)]) for i in range(count)]
+        batch = [Request(next(bodies), pool[(counter + i) % len(pool)]) for i in range(count)]
         counter += count
         return batch
 
-    warm = Clients(setup.servers, 4)
-    try:  # the first requests of a process pay for imports, plans, pools
-        warmup, _ = await fire(warm, bookings(BOOKING_WARMUP), 4, "createBooking")
-        all_outcomes.append(warmup)
-    finally:
-        await warm.aclose()
     for concurrency in LEVELS:
-        clients = Clients(setup.servers, concurrency)
-        try:
-            # Opens the connections and wakes the server up before the timed parts; the
-            # bookings grow each server's PostgreSQL pool to this concurrency and prepare
-            # the statements on every connection, as a server that has been up a while.
-            await fire(clients, [(typename, PLAIN)] * (4 * concurrency), concurrency, "__typename")
-            warmed, _ = await fire(
-                clients, bookings(LEVEL_WARMUP * concurrency), concurrency, "createBooking"
-            )
-            all_outcomes.append(warmed)
-            plain, plain_phase = await timed(
-                meter, clients, [(typename, PLAIN)] * TYPENAME_REQUESTS, concurrency, "__typename"
-            )
-            all_outcomes.append(plain)
-            batch = bookings(BOOKING_REQUESTS[concurrency])
-            if concurrency == max(LEVELS):
-                await profiler.start(setup.servers[0].pid)
-            booked, booking_phase = await timed(meter, clients, batch, concurrency, "createBooking")
-            if concurrency == max(LEVELS):
-                await profiler.stop()
-        finally:
-            await clients.aclose()
-        all_outcomes.append(booked)
+        # Untimed: opens the connections and wakes the server up; the bookings grow each
+        # server's PostgreSQL pool to this concurrency and prepare the statements on
+        # every connection, as a server that has been up a while.
+        await wrk(
+            urls, typename, connections=concurrency, seconds=WARMUP_SECONDS, marker=MARKER_TYPENAME
+        )
+        warmed = await wrk(
+            urls,
+            bookings(BODIES_PER_RUN // 4),
+            connections=concurrency,
+            seconds=WARMUP_SECONDS,
+            marker=MARKER_BOOKED,
+        )
+        runs.append((f"{concurrency} clients, warm-up createBooking", warmed))
+        plain, plain_phase = await phase(meter, urls, typename, concurrency, MARKER_TYPENAME)
+        runs.append((f"{concurrency} clients, `{{ __typename }}`", plain))
+        if concurrency == max(LEVELS):
+            await profiler.start(setup.servers[0].pid)
+        booked, booking_phase = await phase(
+            meter, urls, bookings(BODIES_PER_RUN), concurrency, MARKER_BOOKED
+        )
+        if concurrency == max(LEVELS):
+            await profiler.stop()
+        runs.append((f"{concurrency} clients, createBooking", booked))
         level = Level(setup.label, concurrency, plain_phase, booking_phase)
         levels.append(level)
         print(
@@ -548,7 +562,18 @@ async def uncontended(
             f"createBooking {booking_phase.rps:,.0f} req/s ({level.ratio:.0%})",
             flush=True,
         )
-    return levels, all_outcomes
+    return levels, runs
+
+
+def wrk_problems(label: str, runs: Sequence[tuple[str, Load]]) -> list[str]:
+    notes = []
+    for name, load in runs:
+        problems = load.problems()
+        if problems:
+            notes.append(f"{label}, {name}: {problems}")
+        if load.wrapped and "createBooking" in name:
+            notes.append(f"{label}, {name}: ran out of free slots (raise BODIES_PER_RUN)")
+    return notes
 
 
 @dataclass(slots=True)
@@ -656,18 +681,19 @@ async def count_bookings(database_url: str, business: Business) -> int:
 
 
 def cpu_cell(cpu: Cpu, postgres: bool = True) -> str:
+    client = f"{cpu.client:.2f}" if cpu.client < 0.1 else f"{cpu.client:.1f}"  # wrk's: small
     if not postgres:
-        return f"{cpu.server:.1f} / {cpu.client:.1f}"
+        return f"{cpu.server:.1f} / {client}"
     at_least = ">=" if cpu.postgres_partial else ""
-    return f"{cpu.server:.1f} / {at_least}{cpu.postgres:.1f} / {cpu.client:.1f}"
+    return f"{cpu.server:.1f} / {at_least}{cpu.postgres:.1f} / {client}"
 
 
 def throughput_table(levels: Sequence[Level]) -> list[str]:
     lines = [
         "| server | clients | `{ __typename }` req/s | p50 ms | p95 ms "
         "| createBooking req/s | p50 ms | p95 ms | ratio | aim >= 35% "
-        "| CPU ms/req `{ __typename }` (server / client) "
-        "| CPU ms/req createBooking (server / PG / client) |",
+        "| CPU ms/req `{ __typename }` (server / wrk) "
+        "| CPU ms/req createBooking (server / PG / wrk) |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|",
     ]
     for lv in levels:
@@ -722,7 +748,8 @@ async def run(processes: Sequence[int], profile: Path | None) -> None:
     load = os.getloadavg()[0]
     print(
         f"Python {platform.python_version()} ({platform.python_implementation()}), "
-        f"{os.cpu_count()} CPUs shared by the client, the server process(es) and PostgreSQL; "
+        f"{os.cpu_count()} CPUs shared by the clients (wrk, and Python for the race), the "
+        "server process(es) and PostgreSQL; "
         f"1-minute load average before the run: {load:.2f}",
         flush=True,
     )
@@ -749,16 +776,20 @@ async def run(processes: Sequence[int], profile: Path | None) -> None:
 
                 meter = CpuMeter(setup.servers, database_url)
                 bodies = free_slot_bodies(pool, first_day)
-                measured, outcomes = await uncontended(setup, meter, bodies, customers, profiler)
+                measured, runs = await uncontended(setup, meter, bodies, customers, profiler)
                 levels += measured
-                booked = sum(len(o.booked) for o in outcomes)
+                notes += wrk_problems(setup.label, runs)
+                # wrk stops with a request in flight on each connection: the server may
+                # book those without their answers being counted.
+                booking_runs = [load for name, load in runs if "createBooking" in name]
+                booked = sum(load.booked for load in booking_runs)
+                in_flight = sum(load.connections for load in booking_runs)
                 in_sql = await count_bookings(database_url, pool)
-                if in_sql != booked:
+                if not booked <= in_sql <= booked + in_flight:
                     notes.append(
-                        f"{setup.label}: {booked} bookings answered but {in_sql} in the database"
+                        f"{setup.label}: {booked} bookings answered (+ at most {in_flight} in "
+                        f"flight when wrk stopped) but {in_sql} in the database"
                     )
-                for o in outcomes:
-                    notes += failures(f"{setup.label}, uncontended", o, frozenset())
 
                 result = await race(
                     setup,
@@ -783,32 +814,30 @@ async def run(processes: Sequence[int], profile: Path | None) -> None:
                     tail = "\n".join(server.log.strip().splitlines()[-20:])
                     logs.append(f"{setup.label}, pid {server.pid}:\n{tail}")
 
-    total = sum(BOOKING_REQUESTS.values())
     print()
     print(
         f"Uncontended `createBooking` vs `{{ __typename }}`: one machine, {os.cpu_count()} CPUs "
-        "shared by the client, the server process(es), PostgreSQL and Redis "
+        "shared by wrk, the server process(es), PostgreSQL and Redis "
         f"(1-minute load average: {load:.2f} before the run, {os.getloadavg()[0]:.2f} after):"
     )
     print()
     print("\n".join(throughput_table(levels)))
     print()
     print(
-        f"Each level: {TYPENAME_REQUESTS} `{{ __typename }}` then "
-        f"{' / '.join(str(BOOKING_REQUESTS[c]) for c in LEVELS)} createBooking ({total} in all, "
-        f"after {BOOKING_WARMUP} warm-up, and {LEVEL_WARMUP} per client untimed before each "
-        "level, which grows the PostgreSQL pool to that concurrency); N clients, each with "
-        "one request in flight and its "
-        "own httpx.AsyncClient holding one keep-alive connection per server process, all in "
-        "one client process; with two server processes requests alternate between them. "
+        f"Each level: wrk ({ensure_wrk()}) for {SECONDS} s of `{{ __typename }}` then "
+        f"{SECONDS} s of createBooking, after {WARMUP_SECONDS} s of each untimed (which "
+        "grows the PostgreSQL pool to that concurrency); N clients are N keep-alive "
+        "connections, each with one request in flight; with two server processes wrk runs "
+        "two threads, each driving one process with half the connections (at 1 client, "
+        "one thread: the first process only). "
         "Every booking is signed in (a pool of "
         f"{POOL} customers), has its own idempotency key and takes a slot nobody else asks "
         f"for: {STAFF} staff x {DAYS} days x {STARTS_PER_DAY} starts (30-minute one-to-one "
         "service, 30-minute grid), consecutive requests on different staff members. "
         "Ratio: createBooking req/s / `{ __typename }` req/s at the same concurrency. "
         "CPU ms/req: CPU time (user + system) used during the batch by the server "
-        "process(es), by the PostgreSQL backends of the bench database and by the client "
-        "process, divided by the requests; `>=` marks a batch during which the server "
+        "process(es), by the PostgreSQL backends of the bench database and by wrk, "
+        "divided by the requests; `>=` marks a batch during which the server "
         "opened or closed PostgreSQL connections (its pool growing), whose backends' "
         "CPU is partly missed."
     )

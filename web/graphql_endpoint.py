@@ -255,6 +255,7 @@ class GraphQLEndpoint(GraphQL[Context, None]):
                 ],
             )
         key = None
+        flight = None
         if request_data.query is not None:
             # Checked first (limits, variables), even for answers kept from before.
             prepared = documents_for(request.app.state).prepare(
@@ -266,24 +267,47 @@ class GraphQLEndpoint(GraphQL[Context, None]):
             key = _answer_key(request_data, prepared, context.viewer_id)
             if key is not None:
                 kept = context.live.answer(key)
+                making = context.live.answering(key) if kept is None else None
+                if making is not None:
+                    # An earlier asker is making this very answer: awaited, not made
+                    # again (within this request's time limit, while its client stays).
+                    context.live.join_answer(making)
+
+                    async def awaited() -> ExecutionResult:
+                        assert making is not None
+                        shared = await context.live.shared_answer(making)
+                        return ExecutionResult(data=shared, errors=None)
+
+                    waited = await self._bounded(request, context, awaited())
+                    if waited.errors:
+                        return waited
+                    kept = waited.data
                 if kept is not None:
                     return ExecutionResult(data=kept, errors=None)
-        result = await self._bounded(
-            request,
-            context,
-            super().execute_single(
-                request=request,
-                request_adapter=request_adapter,
-                sub_response=sub_response,
-                context=context,
-                root_value=root_value,
-                request_data=request_data,
-            ),
-        )
-        if key is not None and not result.errors and len(context.windows_read) == 1:
-            window, version = context.windows_read[0]
-            if isinstance(result.data, dict):
-                context.live.keep_answer(key, window, version, result.data)
+                if context.live.answering(key) is None:
+                    # The first to ask: those asking meanwhile await this answer.
+                    flight = context.live.start_answer(key)
+        result = None
+        try:
+            result = await self._bounded(
+                request,
+                context,
+                super().execute_single(
+                    request=request,
+                    request_adapter=request_adapter,
+                    sub_response=sub_response,
+                    context=context,
+                    root_value=root_value,
+                    request_data=request_data,
+                ),
+            )
+        finally:
+            if key is not None and flight is not None:
+                data = None
+                if result is not None and not result.errors and isinstance(result.data, dict):
+                    data = result.data
+                # Kept (once) when it read exactly one live window.
+                context.live.end_answer(key, flight, data, context.windows_read)
         return result
 
     async def _bounded(self, request: Request, context: Context, execution: Any) -> ExecutionResult:

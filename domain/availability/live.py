@@ -7,6 +7,12 @@ alone would change it (the first slot passing its minimum notice, or a minute at
 or while the bus is down (events may be missing then, so nothing cached is trusted).
 Watched windows are computed again after a change, a burst of changes within
 `COALESCE` seconds costing one computation; unwatched ones are simply forgotten.
+
+A popular window warms once: those asking for a window while it is being computed
+await that computation instead of making another, and the whole answer to a query
+that only reads availability is made by its first asker for everyone asking meanwhile
+(`AnswerFlight`), then kept once. Time (minimum notice, hold expiry, the trust period)
+comes from an injected clock (infra/clock.py), which tests move instead of sleeping.
 """
 
 from __future__ import annotations
@@ -15,9 +21,9 @@ import asyncio
 import logging
 import uuid
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import orjson
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -27,6 +33,7 @@ from domain.availability import service as availability
 from domain.availability.records import Service
 from domain.availability.wallclock import from_epoch
 from domain.booking import service as booking
+from infra.clock import SYSTEM_CLOCK, Clock, Timer
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +41,7 @@ COALESCE = 0.05  # seconds: one computation for a burst of changes
 LONGEST_TRUST = timedelta(minutes=1)  # the booking horizon moves with the clock
 CACHED_WINDOWS = 2000  # unwatched windows kept for queries
 PARALLEL_COMPUTATIONS = 4
+TIMER_MARGIN = timedelta(milliseconds=10)  # a timer fires this much after its time
 
 WindowKey = tuple[uuid.UUID, datetime, datetime, uuid.UUID | None]
 # (document, operation name, variables as JSON, viewer)
@@ -57,7 +65,9 @@ class Window:
     forced: bool = False
     refresh: asyncio.Task[None] | None = None
     computing: asyncio.Lock = field(default_factory=asyncio.Lock)
-    timers: set[asyncio.TimerHandle] = field(default_factory=set)
+    computations: int = 0  # started so far
+    fresh_from: int = 0  # the number of the last computation that ended well
+    timers: set[Timer] = field(default_factory=set)
 
     @property
     def members(self) -> set[uuid.UUID]:
@@ -73,7 +83,14 @@ class Window:
             named = set(change.staff_ids)
             if staff_id is not None and staff_id not in named:
                 return False
-            if staff_id is None and change.service_ids is None and not named & self.members:
+            # Whom a window names is known once computed: before, any staff change may
+            # touch it (its first computation may have read their calendar already).
+            if (
+                staff_id is None
+                and change.service_ids is None
+                and self.offer is not None
+                and not named & self.members
+            ):
                 return False
         reach = timedelta(
             minutes=self.service.duration_minutes
@@ -93,16 +110,37 @@ class Answer:
     size: int  # bytes, as JSON
 
 
+# The live windows an answer was made from, each at the version it read.
+Reads = Sequence[tuple[Window, int]]
+
+
+@dataclass(eq=False)
+class AnswerFlight:
+    """An answer being made by the first to ask for it: those asking meanwhile await
+    it instead of making it again (and it is kept once, for all of them)."""
+
+    made: asyncio.Future[tuple[dict[str, object], tuple[tuple[Window, int], ...]] | None]
+    joined: int = 0  # askers awaiting it
+
+
 class LiveAvailability:
-    def __init__(self, reader: AsyncEngine, bus_healthy: Callable[[], bool]) -> None:
+    def __init__(
+        self,
+        reader: AsyncEngine,
+        bus_healthy: Callable[[], bool],
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
         self.reader = reader
         self.bus_healthy = bus_healthy
+        # Minimum notice, hold expiry and the trust period run on it: tests move it.
+        self.clock = clock
         self.windows: OrderedDict[WindowKey, Window] = OrderedDict()
         # An event names its organization: only that organization's windows are checked.
         self.by_organization: dict[uuid.UUID, set[Window]] = {}
         self.answer_bytes = 0
         self.answers: OrderedDict[AnswerKey, Answer] = OrderedDict()
         self.asked: OrderedDict[AnswerKey, tuple[Window, int]] = OrderedDict()
+        self.flights: dict[AnswerKey, AnswerFlight] = {}
         self._gate = asyncio.Semaphore(PARALLEL_COMPUTATIONS)
         self._telling: set[asyncio.Task[None]] = set()
 
@@ -118,7 +156,7 @@ class LiveAvailability:
 
     def trusted(self, window: Window, version: int) -> bool:
         """Whether the window's offer at `version` is still the fresh one."""
-        return window.version == version and self._trusted(window, datetime.now(UTC))
+        return window.version == version and self._trusted(window, self.clock.now())
 
     # ---- whole answers to availability queries -------------------------------------------
 
@@ -134,14 +172,61 @@ class LiveAvailability:
         self.answers.move_to_end(key)
         return found.data
 
-    def keep_answer(
-        self, key: AnswerKey, window: Window, version: int, data: dict[str, object]
+    def answering(self, key: AnswerKey) -> AnswerFlight | None:
+        """The answer to `key` an earlier asker is making now, if any."""
+        return self.flights.get(key)
+
+    def start_answer(self, key: AnswerKey) -> AnswerFlight:
+        """The caller makes the answer to `key` (no one else is): those asking for it
+        meanwhile await it. The caller must `end_answer` it, whatever happens."""
+        assert key not in self.flights, "the answer is being made already"
+        flight = AnswerFlight(asyncio.get_running_loop().create_future())
+        self.flights[key] = flight
+        return flight
+
+    def join_answer(self, flight: AnswerFlight) -> None:
+        """The caller asks for the answer the flight makes: it is kept for all who did."""
+        flight.joined += 1
+
+    async def shared_answer(self, flight: AnswerFlight) -> dict[str, object] | None:
+        """The answer the flight makes, once made, if it still holds (every window it
+        read unchanged since); None if it failed or no longer holds."""
+        made = await asyncio.shield(flight.made)  # an asker leaving stops no one else
+        if made is None:
+            return None
+        data, reads = made
+        return data if all(self.trusted(w, v) for w, v in reads) else None
+
+    def end_answer(
+        self, key: AnswerKey, flight: AnswerFlight, data: dict[str, object] | None, reads: Reads
     ) -> None:
-        """Keeps an answer asked for twice; the oldest go when there are more than
-        KEPT_ANSWERS or they weigh more than KEPT_ANSWER_BYTES (as JSON) together."""
-        if key in self.answers:
+        """The flight's answer (None: it failed) goes to those who await it; it is kept
+        (once) when it read exactly one window."""
+        if self.flights.get(key) is flight:
+            del self.flights[key]
+        made = (data, tuple(reads)) if data is not None and reads else None
+        flight.made.set_result(made)
+        if data is not None and len(reads) == 1:
+            window, version = reads[0]
+            self.keep_answer(key, window, version, data, askers=1 + flight.joined)
+
+    def keep_answer(
+        self,
+        key: AnswerKey,
+        window: Window,
+        version: int,
+        data: dict[str, object],
+        askers: int = 1,
+    ) -> None:
+        """Keeps an answer asked for twice (one after the other, or `askers` at once);
+        a kept answer that still holds stays as it is. The oldest go when there are more
+        than KEPT_ANSWERS or they weigh more than KEPT_ANSWER_BYTES (as JSON) together."""
+        kept = self.answers.get(key)
+        if kept is not None:
+            if self.trusted(kept.window, kept.version):
+                return  # made once: the kept one is this very answer
             self._forget_answer(key)
-        if self.asked.pop(key, None) != (window, version):
+        if self.asked.pop(key, None) != (window, version) and askers < 2:
             # Asked once so far: remember that, no more (one-off windows cost nothing).
             self.asked[key] = (window, version)
             if len(self.asked) > KEPT_ANSWERS:
@@ -184,10 +269,14 @@ class LiveAvailability:
     async def _fresh(self, window: Window, quiet: Watcher | None = None) -> None:
         """Computes the window when it is not trusted; tells its watchers (except
         `quiet`, which is about to read it anyway) when that changed it."""
-        if self._trusted(window, datetime.now(UTC)):
+        if self._trusted(window, self.clock.now()):
             return
+        asked = window.computations
         async with window.computing:
-            if not self._trusted(window, datetime.now(UTC)):
+            # A computation that started after we asked is the one we would make.
+            if not self._computed_since(window, asked) and not self._trusted(
+                window, self.clock.now()
+            ):
                 before = window.version
                 await self._compute(window)
                 others = window.watchers - {quiet} if quiet else window.watchers
@@ -196,6 +285,16 @@ class LiveAvailability:
                     task = asyncio.create_task(self._tell(window, False, others))
                     self._telling.add(task)
                     task.add_done_callback(self._telling.discard)
+
+    def _computed_since(self, window: Window, asked: int) -> bool:
+        """Whether a computation of the window that started after the `asked`th ended
+        well, and nothing changed it since (even while nothing is trusted)."""
+        return (
+            window.fresh_from > asked
+            and not window.stale
+            and window.valid_until is not None
+            and self.clock.now() < window.valid_until
+        )
 
     async def _tell(
         self, window: Window, forced: bool, watchers: set[Watcher] | None = None
@@ -208,7 +307,9 @@ class LiveAvailability:
     async def _compute(self, window: Window) -> None:
         _service_id, start, end, staff_id = window.key
         window.stale = False  # a change arriving during the computation marks it again
-        now = datetime.now(UTC)
+        window.computations += 1
+        number = window.computations
+        now = self.clock.now()
         async with self._gate, self.reader.connect() as conn:
             offer = await availability.availability(
                 conn, window.service, start, end, staff_id, now, booking.claims_loader(now)
@@ -217,6 +318,7 @@ class LiveAvailability:
             window.offer = offer
             window.version += 1
         window.valid_until = _valid_until(window.service, offer, now)
+        window.fresh_from = number
 
     # ---- watching -----------------------------------------------------------------------
 
@@ -269,6 +371,7 @@ class LiveAvailability:
             window.refresh = asyncio.create_task(self._refresh(window))
 
     def _drop(self, window: Window) -> None:
+        window.stale = True  # no event reaches it any more: nothing made from it holds
         if self.windows.get(window.key) is window:
             del self.windows[window.key]
         same = self.by_organization.get(window.service.organization_id)
@@ -284,15 +387,13 @@ class LiveAvailability:
         """Time alone changes the window then (a hold expires, a slot passes its notice)."""
         if when is None or not window.watchers:
             return
-        delay = max((when - datetime.now(UTC)).total_seconds(), 0.0) + 0.01
-        loop = asyncio.get_running_loop()
 
         def fire() -> None:
             window.timers.discard(handle)
             if window.watchers:
                 self._invalidate(window)
 
-        handle = loop.call_later(delay, fire)
+        handle = self.clock.call_at(when + TIMER_MARGIN, fire)
         window.timers.add(handle)
 
     async def _refresh(self, window: Window) -> None:
