@@ -9,9 +9,9 @@ number than rows already read by then only if it was running when they were read
 rows of running transactions are never read, so no row is ever skipped. Transactions
 that write nothing (a long report, pg_dump) and other databases' never hold it back.
 A process claims a consumer for one batch with `FOR UPDATE SKIP LOCKED` and a lease,
-hands the rows over, then moves the position on: with many processes each batch is handled by one of them, in
-order. Delivery is at least once (a handler that outlives its lease may see a batch
-handled twice), so handlers are idempotent.
+hands the rows over, then moves the position on: with many processes each batch is
+handled by one of them, in order. Delivery is at least once (a handler that outlives
+its lease may see a batch handled twice), so handlers are idempotent.
 """
 
 from __future__ import annotations
