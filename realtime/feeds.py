@@ -312,6 +312,8 @@ class BookingFeed(Feed):
         payload = await self.feeds.render(self.operation, Booking.of(found), context)
         if first:
             self.payload = payload
-        else:
+        elif payload != self.payload:
+            # Nothing the subscriber can see changed (an event that arrived after the
+            # snapshot already showed it, say): nothing to push.
             self.send(payload)
         return True

@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 
+from domain import events
+from infra.ids import key_of
 from tests.booking_api import RESCHEDULE, create, key
 from tests.business import ADD_STAFF, SET_WEEK, WEEKDAYS, create_business, payload, sign_up
 from tests.conftest import GraphQLClient, Server
@@ -314,3 +316,25 @@ async def test_availability_pushes_carry_no_customer_data_for_strangers(
                 assert refused["data"] is None, refused
                 [error] = refused["errors"]
                 assert error["extensions"]["code"] in ("FORBIDDEN", "UNAUTHENTICATED"), error
+
+
+async def test_an_event_that_changes_nothing_visible_pushes_nothing(
+    gql: GraphQLClient, server: Server
+) -> None:
+    """A BookingChanged that reaches a feed after its snapshot already showed the change
+    (a late relay, a replayed batch) must not push the same booking again: the next
+    push a subscriber sees is the next real change."""
+    biz = await create_business(gql)
+    booking_id, token = await guest_booking(gql, biz.service_id, local(monday(), 11))
+    async with socket(server.base_url, TRANSPORT_WS) as guest:
+        assert (await guest.init(None))["type"] == "connection_ack"
+        gid = await guest.subscribe(BOOKING_CHANGED, {"id": booking_id, "token": token})
+        seen = (await data_for(guest, gid))["data"]["bookingChanged"]
+        key = key_of(booking_id, "Booking")
+        assert key is not None
+        organization = uuid.UUID(int=0)  # feeds look at the booking id alone
+        server.app_state.realtime.feeds.changed([events.BookingChanged(key, organization)])
+        await nothing_for(guest, 0.3)
+        await cancel(gql, None, booking_id, manageToken=token)
+        pushed = (await data_for(guest, gid, PUSH))["data"]["bookingChanged"]
+        assert pushed == {**seen, "status": "CANCELLED"}
