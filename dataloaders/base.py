@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TypeVar
 
@@ -11,15 +10,17 @@ from strawberry.dataloader import DataLoader
 
 from dataloaders.share import Connects
 
+K = TypeVar("K")
 V = TypeVar("V")
 
-ByKeys = Callable[[AsyncConnection, Sequence[uuid.UUID]], Awaitable[Mapping[uuid.UUID, V]]]
+ByKeys = Callable[[AsyncConnection, Sequence[K]], Awaitable[Mapping[K, V]]]
 
 
-def keyed_loader(engine: Connects, fetch: ByKeys[V]) -> DataLoader[uuid.UUID, V | None]:
-    """A loader for rows by key: one statement per batch, None for a missing key."""
+def keyed_loader(engine: Connects, fetch: ByKeys[K, V]) -> DataLoader[K, V | None]:
+    """A loader for rows by key (an id, a slug): one statement per batch, None for a
+    missing key."""
 
-    async def load(keys: list[uuid.UUID]) -> list[V | None]:
+    async def load(keys: list[K]) -> list[V | None]:
         async with engine.connect() as conn:
             found = await fetch(conn, keys)
         return [found.get(k) for k in keys]
