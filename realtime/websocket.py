@@ -32,6 +32,7 @@ from domain.users.tokens import TokenRejected
 from infra.ids import key_of
 from realtime.feeds import Operation
 from resolvers.availability import WindowRequest, window_request
+from schema.context import over_time_limit
 from schema.operation_limits import Prepared
 
 if TYPE_CHECKING:
@@ -385,10 +386,7 @@ class Connection:
                     text, variable_values=variables, context_value=context, operation_name=name
                 )
         except TimeoutError:
-            message = f"The operation took longer than {limit:g} s and was stopped."
-            result = ExecutionResult(
-                data=None, errors=[GraphQLError(message, extensions={"code": "TIMEOUT"})]
-            )
+            result = ExecutionResult(data=None, errors=[over_time_limit(limit)])
         body: dict[str, Any] = {"data": result.data}
         if result.errors:
             body["errors"] = [self.hub.format_error(e) for e in result.errors]

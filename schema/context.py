@@ -43,6 +43,18 @@ def forbidden(message: str = "You may not see this.") -> GraphQLError:
     return GraphQLError(message, extensions={"code": "FORBIDDEN"})
 
 
+TIMEOUT = "TIMEOUT"
+
+
+def timed_out(message: str) -> GraphQLError:
+    """An operation stopped before its answer: its time limit, or its client gone."""
+    return GraphQLError(message, extensions={"code": TIMEOUT})
+
+
+def over_time_limit(seconds: float) -> GraphQLError:
+    return timed_out(f"The operation took longer than {seconds:g} s and was stopped.")
+
+
 def invalid_argument(message: str, argument: str | None = None) -> GraphQLError:
     extensions: dict[str, object] = {"code": "INVALID_INPUT"}
     if argument:

@@ -31,7 +31,7 @@ from dataloaders import DataLoaders
 from dataloaders.share import ConnectionShare
 from domain.availability.live import AnswerKey
 from domain.users.tokens import TokenRejected, TokenSigner
-from schema.context import Context
+from schema.context import TIMEOUT, Context, over_time_limit, timed_out
 from schema.operation_limits import (
     GRAPHQL_PARSE_FAILED,
     GRAPHQL_VALIDATION_FAILED,
@@ -54,7 +54,6 @@ warnings.filterwarnings(
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 
-TIMEOUT = "TIMEOUT"
 SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE"
 # Codes we raise on purpose; anything else reaching the client is a fault.
 PUBLIC_CODES = (
@@ -345,12 +344,10 @@ class GraphQLEndpoint(GraphQL[Context, None]):
             task.exception()  # retrieved: whatever it was, the answer below stands
         if watcher in done:
             log.info("%s client went away: execution cancelled", request.state.request_id)
-            message = "The client went away; the operation was cancelled."
+            error = timed_out("The client went away; the operation was cancelled.")
         else:
-            message = f"The operation took longer than {limit:g} s and was stopped."
-        return ExecutionResult(
-            data=None, errors=[GraphQLError(message, extensions={"code": TIMEOUT})]
-        )
+            error = over_time_limit(limit)
+        return ExecutionResult(data=None, errors=[error])
 
     def parse_json(self, data: str | bytes) -> object:
         """Any JSON that is not an object is the client's mistake: 400, said plainly."""
