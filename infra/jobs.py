@@ -13,7 +13,6 @@ context.
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -24,8 +23,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from infra import outbox
 from infra.database import driver
-
-log = logging.getLogger(__name__)
 
 OUTBOX_KEPT = timedelta(days=7)
 
@@ -53,7 +50,8 @@ class JobRunner:
     """The procrastinate app and this process's worker."""
 
     def __init__(self, dsn: str, registrations: Sequence[Registration]) -> None:
-        # Its own small pool (psycopg): jobs never take the app's connections.
+        # The queue's own small pool (psycopg) for fetching and finishing jobs; the
+        # jobs themselves work through the app's engine, from the job context.
         self.app = procrastinate.App(
             connector=PsycopgConnector(conninfo=dsn, min_size=1, max_size=2)
         )
