@@ -78,6 +78,7 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
     tune_garbage_collector()
     jobs = JobRunner(dsn, [background.register])
     await jobs.start({"engine": engine})
+    app.state.jobs = jobs
     try:
         yield
     finally:

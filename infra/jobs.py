@@ -13,6 +13,7 @@ context.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -27,6 +28,10 @@ from infra.database import driver
 OUTBOX_KEPT = timedelta(days=7)
 
 Registration = Callable[[procrastinate.App], None]
+
+# True in the worker and every job it runs: logs and the tests' statement counts tell
+# background work from a request's.
+in_background: contextvars.ContextVar[bool] = contextvars.ContextVar("in_background", default=False)
 
 
 def engine_of(context: procrastinate.JobContext) -> AsyncEngine:
@@ -61,6 +66,8 @@ class JobRunner:
 
     async def start(self, context: dict[str, Any]) -> None:
         await self.app.open_async()
+        worker_context = contextvars.copy_context()
+        worker_context.run(in_background.set, True)
         self._worker = asyncio.create_task(
             self.app.run_worker_async(
                 name="booking-api",
@@ -71,6 +78,7 @@ class JobRunner:
                 shutdown_graceful_timeout=1.0,
             ),
             name="job-worker",
+            context=worker_context,
         )
 
     async def stop(self) -> None:

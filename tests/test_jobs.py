@@ -7,11 +7,13 @@ import asyncio
 import time
 from collections import Counter
 
+import asyncpg
 import procrastinate
 
 from domain import background
 from infra.database import create_engine
 from infra.jobs import JobRunner
+from tests.conftest import GraphQLClient, Server
 from tests.processes import own_database
 
 ticks: Counter[int] = Counter()
@@ -83,3 +85,34 @@ def test_the_runner_has_the_sweeps_as_periodic_jobs() -> None:
     runner = JobRunner("postgresql://unused", [background.register])
     periodic = sorted(p.task.name for p in runner.app.periodic_registry.periodic_tasks.values())
     assert periodic == ["booking.sweep", "outbox.forget"]
+
+
+async def test_a_job_running_meanwhile_is_not_counted_as_a_requests_statements(
+    server: Server, gql: GraphQLClient, database_url: str
+) -> None:
+    """Query-count tests pin a request's statements; the periodic sweep, landing in the
+    same window, must not be added to them (a CI run failed on exactly that)."""
+    jobs: JobRunner = server.app_state.jobs
+    server.counter.start()
+    job_id = await jobs.app.configure_task("booking.sweep").defer_async(timestamp=0)
+    await until_done(database_url, job_id)
+    assert server.counter.stop() == 0, server.counter.statements
+    server.counter.start()
+    await gql.raw('{ organization(slug: "nobody-here") { name } }')
+    assert server.counter.stop() >= 1  # a request's statements are still counted
+
+
+async def until_done(database_url: str, job_id: int) -> None:
+    """Polled on a connection of the test's own, outside the server's engine."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        for _ in range(200):
+            status = await conn.fetchval(
+                "SELECT status FROM procrastinate_jobs WHERE id = $1", job_id
+            )
+            if status in (None, "succeeded"):  # successful jobs are deleted
+                return
+            await asyncio.sleep(0.05)
+    finally:
+        await conn.close()
+    raise AssertionError(f"job {job_id} still {status}")

@@ -45,10 +45,11 @@ from web.graphiql import graphiql_html
 log = logging.getLogger("booking.graphql")
 
 # Cancelling an execution (the time limit, a client gone) leaves graphql-core's gathered
-# field coroutines unawaited: nothing runs or leaks, but each would print a warning.
+# field coroutines (and strawberry's resolver wrappers) unawaited: nothing runs or leaks,
+# but each would print a warning. Which ones are pending varies, so match by class.
 warnings.filterwarnings(
     "ignore",
-    message="coroutine 'Executor.execute_fields.<locals>.get_results' was never awaited",
+    message=r"coroutine '(Executor|GraphQLCoreConverter)\.[^']*' was never awaited",
     category=RuntimeWarning,
 )
 
