@@ -15,6 +15,7 @@ from dataloaders.memberships_by_user import memberships_by_user
 from dataloaders.organizations_by_id import organizations_by_id
 from dataloaders.organizations_by_slug import organizations_by_slug
 from dataloaders.overrides_by_staff import overrides_by_staff
+from dataloaders.payments_by_booking import payments_by_booking
 from dataloaders.service_ids_by_staff import service_ids_by_staff
 from dataloaders.services_by_id import services_by_id
 from dataloaders.share import Connects
@@ -26,6 +27,7 @@ from dataloaders.users_by_id import users_by_id
 from dataloaders.weekly_hours_by_staff import weekly_hours_by_staff
 from domain.availability.records import DateOverride, Service, Staff, TimeOff, WorkingHours
 from domain.booking.records import BookingChange
+from domain.payments.records import Payment
 from domain.users.records import Membership, Organization, User
 
 
@@ -93,3 +95,7 @@ class DataLoaders:
     @cached_property
     def history(self) -> DataLoader[uuid.UUID, list[BookingChange] | None]:
         return history_by_booking(self._engine)
+
+    @cached_property
+    def payments(self) -> DataLoader[uuid.UUID, Payment | None]:
+        return payments_by_booking(self._engine)

@@ -66,7 +66,20 @@ class BookingChanged:
         return {"booking_id": str(self.booking_id), "organization_id": str(self.organization_id)}
 
 
-Event = AvailabilityChanged | BookingChanged
+@dataclass(frozen=True, slots=True)
+class OrganizationChanged:
+    """An organization's own row changed (its settings): every process forgets the
+    copy it keeps (domain/kept.py)."""
+
+    organization_id: uuid.UUID
+
+    kind = "organization_changed"
+
+    def payload(self) -> dict[str, Any]:
+        return {"organization_id": str(self.organization_id)}
+
+
+Event = AvailabilityChanged | BookingChanged | OrganizationChanged
 
 
 def _instant(value: datetime | None) -> str | None:
@@ -97,6 +110,8 @@ def event_of(kind: str, payload: dict[str, Any]) -> Event | None:
             booking_id=uuid.UUID(payload["booking_id"]),
             organization_id=uuid.UUID(payload["organization_id"]),
         )
+    if kind == OrganizationChanged.kind:
+        return OrganizationChanged(organization_id=uuid.UUID(payload["organization_id"]))
     return None
 
 

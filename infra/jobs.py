@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -51,6 +51,13 @@ def register(app: procrastinate.App) -> None:
     app.periodic(cron="*/10 * * * *")(task(forget_outbox_rows))
 
 
+def in_background_task(work: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+    """A task for background work (`in_background` set in it and what it starts)."""
+    context = contextvars.copy_context()
+    context.run(in_background.set, True)
+    return asyncio.create_task(work, name=name, context=context)
+
+
 class JobRunner:
     """The procrastinate app and this process's worker."""
 
@@ -66,9 +73,7 @@ class JobRunner:
 
     async def start(self, context: dict[str, Any]) -> None:
         await self.app.open_async()
-        worker_context = contextvars.copy_context()
-        worker_context.run(in_background.set, True)
-        self._worker = asyncio.create_task(
+        self._worker = in_background_task(
             self.app.run_worker_async(
                 name="booking-api",
                 concurrency=2,
@@ -77,8 +82,7 @@ class JobRunner:
                 delete_jobs="successful",
                 shutdown_graceful_timeout=1.0,
             ),
-            name="job-worker",
-            context=worker_context,
+            "job-worker",
         )
 
     async def stop(self) -> None:

@@ -43,6 +43,8 @@ class Settings(BaseSettings):
     stripe_secret_key: str | None = env("STRIPE_SECRET_KEY", None, secret=True)
     stripe_webhook_secret: str | None = env("STRIPE_WEBHOOK_SECRET", None, secret=True)
     stripe_api_base: str | None = env("STRIPE_API_BASE", None)
+    # One call to Stripe, the network included; a call is tried up to 3 times.
+    stripe_timeout_seconds: Seconds = env("STRIPE_TIMEOUT_SECONDS", 5.0)
     booking_hold_seconds: Count | None = env("BOOKING_HOLD_SECONDS", None)
     jwt_secret: str | None = env("JWT_SECRET", None, secret=True)
     jwt_issuer: str = env("JWT_ISSUER", "booking-api")

@@ -303,13 +303,15 @@ class BookingFeed(Feed):
         assert self.feeds is not None
         assert self.booking_id is not None
         async with self.feeds.reader.connect() as conn:
-            found = await booking.readable_booking(
+            found = await booking.booking_and_roles(
                 conn, self.booking_id, self.operation.viewer, self.token
             )
         if found is None:
             return False
+        record, roles = found
         context = self.feeds.context(self.operation.viewer)
-        payload = await self.feeds.render(self.operation, Booking.of(found), context)
+        shown = Booking.of(record, payer=bool(roles & booking.PAYERS))
+        payload = await self.feeds.render(self.operation, shown, context)
         if first:
             self.payload = payload
         elif payload != self.payload:

@@ -1,6 +1,7 @@
 """Everything live in one process, wired together and started by the app's lifespan:
 
 outbox --(relay)--> bus --(dispatch)--> live windows + booking feeds --> sockets
+                                   +--> kept organizations forgotten (domain/kept.py)
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from strawberry import Schema
 
 from domain import events
 from domain.availability.live import LiveAvailability
+from domain.users import service as users
 from domain.users.tokens import TokenSigner
 from infra.bus import RESYNC, EventBus
 from infra.relay import OutboxRelay
@@ -81,10 +83,12 @@ class Hub:
             async for message in messages:
                 try:
                     if message == RESYNC:
+                        users.forget_organizations()  # their changes may have been missed
                         self.live.resync()
                         self.feeds.resync()
                         continue
                     batch = events.decode(message)
+                    users.forget_changed(batch)
                     self.live.changed(batch)
                     self.feeds.changed(batch)
                 except Exception:

@@ -13,6 +13,7 @@ from domain.booking import records as bk
 from domain.booking import service as booking
 from domain.booking.records import BookingStatus
 from domain.errors import DomainError
+from domain.payments import service as payments
 from domain.users.records import MANAGERS
 from infra.ids import key_of
 from resolvers.access import viewer_role
@@ -82,8 +83,9 @@ async def create_booking(info: Info, input: CreateBookingInput) -> BookingPayloa
         guest=booking.Guest(guest.name, guest.email, guest.phone) if guest else None,
     )
     try:
-        result = await booking.create_booking(
+        result = await payments.book(
             info.context.engine,
+            info.context.payments,
             info.context.slot_lock,
             info.context.policy,
             info.context.viewer_id,
@@ -97,7 +99,10 @@ async def create_booking(info: Info, input: CreateBookingInput) -> BookingPayloa
         loaders.services.prime(result.service.id, result.service)
     if result.staff is not None:
         loaders.staff.prime(result.staff.id, result.staff)
-    return BookingPayload(booking=Booking.of(result.booking), manage_token=result.manage_token)
+    # Whoever made (or replayed) it pays for it: the client secret is theirs.
+    return BookingPayload(
+        booking=Booking.of(result.booking, payer=True), manage_token=result.manage_token
+    )
 
 
 async def cancel_booking(info: Info, input: CancelBookingInput) -> BookingPayload:
@@ -158,8 +163,11 @@ async def booking_by_id(
     if key is None:
         return None
     async with info.context.read() as conn:
-        found = await booking.readable_booking(conn, key, info.context.viewer_id, manage_token)
-    return Booking.of(found) if found else None
+        found = await booking.booking_and_roles(conn, key, info.context.viewer_id, manage_token)
+    if found is None:
+        return None
+    record, roles = found
+    return Booking.of(record, payer=bool(roles & booking.PAYERS))
 
 
 def _booking_page_args(after: str | None) -> tuple[datetime, uuid.UUID] | None:
@@ -231,3 +239,22 @@ async def organization_bookings(
             statuses=status,
         )
     return _connection(page, cursor is not None)
+
+
+async def confirm_payment(
+    info: Info, booking_id: strawberry.ID, manage_token: str | None = None
+) -> BookingPayload:
+    """The server asks the payment provider itself (with the offline provider, this is
+    where the test payment is made); the answer is the booking as it now stands."""
+    try:
+        paid = await payments.confirm_payment(
+            info.context.engine,
+            info.context.payments,
+            info.context.viewer_id,
+            key_of(booking_id, "Booking"),
+            manage_token,
+            info.context.now,
+        )
+    except DomainError as error:
+        return BookingPayload(errors=UserError.list_from(error))
+    return BookingPayload(booking=Booking.of(paid, payer=True))

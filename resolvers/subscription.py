@@ -69,12 +69,13 @@ async def booking_changed(
             found = None
             if key is not None:
                 async with context.read() as conn:
-                    found = await booking.readable_booking(
+                    found = await booking.booking_and_roles(
                         conn, key, context.viewer_id, manage_token
                     )
             if found is None:
                 raise GraphQLError("No such booking.", extensions={"code": "NOT_FOUND"})
-            yield Booking.of(found)
+            record, roles = found
+            yield Booking.of(record, payer=bool(roles & booking.PAYERS))
             await changes.get()
     finally:
         if stop is not None:

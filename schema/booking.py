@@ -13,6 +13,7 @@ from schema.catalog import Service, Staff
 from schema.common import Money, Node, PageInfo, UserError
 from schema.context import Info
 from schema.identity import User
+from schema.payment import Payment
 
 BookingStatus = strawberry.enum(bk.BookingStatus, name="BookingStatus")
 
@@ -44,6 +45,9 @@ class BookingChange:
 @strawberry.type(name="Booking")
 class Booking(Node):
     record: strawberry.Private[bk.Booking]
+    # Whoever pays for it (its customer, its guest with the manage token, the request
+    # that made it) is shown the payment's client secret.
+    payer: strawberry.Private[bool]
     reference: str = strawberry.field(description="Short, human-readable, unique.")
     status: BookingStatus  # type: ignore[valid-type]
     guest_name: str | None
@@ -57,10 +61,11 @@ class Booking(Node):
     cancellation_reason: str | None
 
     @classmethod
-    def of(cls, r: bk.Booking) -> Booking:
+    def of(cls, r: bk.Booking, *, payer: bool = False) -> Booking:
         return cls(
             id=strawberry.ID(to_global_id("Booking", r.id)),
             record=r,
+            payer=payer,
             reference=r.reference,
             status=r.status,
             guest_name=r.guest_name,
@@ -94,6 +99,17 @@ class Booking(Node):
         if self.record.price_amount == 0:
             return None
         return Money(amount=self.record.price_amount, currency=self.record.currency)
+
+    @strawberry.field(description="Null for a free booking.")  # type: ignore[untyped-decorator]
+    async def payment(self, info: Info) -> Payment | None:
+        if self.record.price_amount == 0:
+            return None  # free: nothing to load
+        found = await info.context.loaders.payments.load(self.record.id)
+        if found is None:
+            return None
+        viewer = info.context.viewer_id
+        payer = self.payer or (viewer is not None and viewer == self.record.customer_id)
+        return Payment.of(found, payer=payer)
 
     @strawberry.field(description="Oldest first: every status or time change, and who made it.")  # type: ignore[untyped-decorator]
     async def history(self, info: Info) -> list[BookingChange]:

@@ -13,9 +13,11 @@ from domain.booking.records import BookingStatus
 from domain.users import records as us
 from infra.ids import to_global_id
 from resolvers.access import can_manage_staff
+from resolvers.organization_settings import organization_settings
 from resolvers.paging import page_args, page_info
 from schema.common import Money, Node, PageInfo, Weekday, encode_cursor
 from schema.context import Info, forbidden, invalid_argument
+from schema.organization_settings import OrganizationSettings
 
 if TYPE_CHECKING:
     from schema.booking import BookingConnection
@@ -69,6 +71,10 @@ class Organization(Node):
                 [encode_cursor(r.id) for r in shown], len(rows) > count, key is not None
             ),
         )
+
+    @strawberry.field(description="OWNER/ADMIN only: the booking and refund policy.")  # type: ignore[untyped-decorator]
+    async def settings(self, info: Info) -> OrganizationSettings:
+        return await organization_settings(info, self.record)
 
     @strawberry.field(description="Members (OWNER, ADMIN) see all; STAFF see their own.")  # type: ignore[untyped-decorator]
     async def bookings(

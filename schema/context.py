@@ -21,6 +21,7 @@ from dataloaders.share import ConnectionShare
 from domain.availability.live import LiveAvailability, Window
 from domain.booking.service import Policy
 from domain.booking.slot_lock import SlotLock
+from domain.payments.service import PaymentProvider
 from domain.users.tokens import TokenSigner
 from infra.settings import Settings
 from schema.operation_limits import Prepared
@@ -74,6 +75,7 @@ class Context:
     loaders: DataLoaders
     slot_lock: SlotLock
     policy: Policy
+    payments: PaymentProvider
     live: LiveAvailability
     feeds: BookingChanges
     viewer_id: uuid.UUID | None = None

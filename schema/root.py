@@ -10,6 +10,7 @@ from strawberry.schema.config import StrawberryConfig
 
 from resolvers import booking as bookings
 from resolvers import catalog, identity
+from resolvers import organization_settings as org_settings
 from resolvers.availability import resolve_availability
 from resolvers.node import node
 from schema.availability import Availability
@@ -24,6 +25,8 @@ from schema.catalog_inputs import (
 from schema.common import Node
 from schema.direct_fields import use_direct_fields
 from schema.identity import AuthPayload, SignOutPayload, User, UserPayload
+from schema.organization_settings import OrganizationSettingsPayload
+from schema.payment import Payment
 from schema.prepared import PreparedDocument, PreparedValidation
 from schema.scalars import SCALAR_MAP
 from schema.subscription import Subscription
@@ -59,6 +62,9 @@ class Mutation:
     set_weekly_schedule: StaffPayload = strawberry.mutation(resolver=catalog.set_weekly_schedule)
     set_date_override: StaffPayload = strawberry.mutation(resolver=catalog.set_date_override)
     add_time_off: TimeOffPayload = strawberry.mutation(resolver=catalog.add_time_off)
+    update_organization_settings: OrganizationSettingsPayload = strawberry.mutation(
+        resolver=org_settings.update_organization_settings
+    )
 
     hold_slot: HoldPayload = strawberry.mutation(resolver=bookings.hold_slot)
     create_booking: BookingPayload = strawberry.mutation(resolver=bookings.create_booking)
@@ -66,6 +72,11 @@ class Mutation:
     reschedule_booking: BookingPayload = strawberry.mutation(resolver=bookings.reschedule_booking)
     confirm_booking: BookingPayload = strawberry.mutation(resolver=bookings.confirm_booking)
     decline_booking: BookingPayload = strawberry.mutation(resolver=bookings.decline_booking)
+    confirm_payment: BookingPayload = strawberry.mutation(
+        resolver=bookings.confirm_payment,
+        description="After Stripe.js: the server checks the payment with the provider itself."
+        " A guest passes manageToken.",
+    )
 
 
 class BookingSchema(strawberry.Schema):
@@ -78,7 +89,7 @@ schema = BookingSchema(
     query=Query,
     mutation=Mutation,
     subscription=Subscription,
-    types=[Organization, Service, Staff, TimeOff, User, Booking],
+    types=[Organization, Service, Staff, TimeOff, User, Booking, Payment],
     config=StrawberryConfig(auto_camel_case=True, scalar_map=SCALAR_MAP),
     # SPAs send the same few documents again and again: parse and validate each once.
     extensions=[PreparedDocument, PreparedValidation],

@@ -59,6 +59,7 @@ APP_SETTINGS = (
     "STRIPE_SECRET_KEY",
     "STRIPE_WEBHOOK_SECRET",
     "STRIPE_API_BASE",
+    "STRIPE_TIMEOUT_SECONDS",
 )
 
 
@@ -197,9 +198,12 @@ async def running_apps(
     redis_url: str | None,
     redis_prefix: str = REDIS_PREFIX,
     jwt_secret: str | None = JWT_SECRET,
+    settings: Mapping[str, str] | None = None,
 ) -> AsyncIterator[Apps]:
-    """`count` processes of `uvicorn app:app` on free loopback ports, ready to serve."""
+    """`count` processes of `uvicorn app:app` on free loopback ports, ready to serve;
+    `settings`: more environment variables (STRIPE_API_BASE, BOOKING_HOLD_SECONDS...)."""
     env = app_environment(database_url, redis_url, redis_prefix, jwt_secret)
+    env.update(settings or {})
     with tempfile.TemporaryDirectory(prefix="booking-apps-") as logs:
         processes: list[AppProcess] = []
         try:

@@ -64,13 +64,16 @@ async def test_customer_books_and_the_slot_is_gone(gql: GraphQLClient) -> None:
     )
     assert result["errors"] == []
     booking = result["booking"]
-    assert booking["status"] == "CONFIRMED"
+    # Paid: the slot is the customer's while they pay (tests/test_payments.py goes on).
+    assert booking["status"] == "PENDING_PAYMENT"
+    assert booking["expiresAt"] is not None
     assert booking["start"] == utc_z(start)
     assert booking["customer"] == {"id": customer.user_id}
     assert booking["price"] == {"amount": 4500, "currency": "EUR"}
     assert len(booking["reference"]) == 8
     assert result["manageToken"] is None
-    assert [(h["status"], h["actor"]) for h in booking["history"]] == [("CONFIRMED", "customer")]
+    history = [(h["status"], h["actor"]) for h in booking["history"]]
+    assert history == [("PENDING_PAYMENT", "customer")]
     assert utc_z(start) not in await offered(gql, biz.service_id, day)
     other = await sign_up(gql)
     taken = await create(

@@ -14,12 +14,19 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from domain.availability import tables as availability_tables
 from domain.booking import tables as booking_tables
+from domain.payments import tables as payment_tables
 from domain.users import tables as users_tables
 from infra import outbox
 from infra.database import managed_by_us, metadata, sqlalchemy_url
 from infra.settings import ROOT
 
-DECLARED = (availability_tables, booking_tables, users_tables, outbox)  # into the metadata
+DECLARED = (
+    availability_tables,
+    booking_tables,
+    payment_tables,
+    users_tables,
+    outbox,
+)  # into the metadata
 
 
 TABLES_AND_COLUMNS = {"add_table", "remove_table", "add_column", "remove_column"}

@@ -199,6 +199,7 @@ def context_for(
         loaders=DataLoaders.create(share),
         slot_lock=state.slot_lock,
         policy=state.policy,
+        payments=state.payments,
         live=state.live,
         feeds=state.realtime.feeds,
         viewer_id=viewer,

@@ -116,13 +116,14 @@ def period_of(service: Service, start: datetime) -> tuple[datetime, datetime]:
 
 
 async def hand_hold_to_booking(
-    conn: AsyncConnection, hold_id: uuid.UUID, booking_id: uuid.UUID
+    conn: AsyncConnection, hold_id: uuid.UUID, booking_id: uuid.UUID, expires: datetime | None
 ) -> bool:
-    """The hold's seat becomes the booking's; False when the hold's claim is gone."""
+    """The hold's seat becomes the booking's, for good or (a booking waiting for its
+    payment) until `expires`; False when the hold's claim is gone."""
     moved = await conn.scalar(
         claims.update()
         .where(claims.c.hold_id == hold_id)
-        .values(hold_id=None, booking_id=booking_id, expires_at=None)
+        .values(hold_id=None, booking_id=booking_id, expires_at=expires)
         .returning(claims.c.id)
     )
     return moved is not None

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import secrets
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -32,6 +33,10 @@ from infra.ids import uuid7
 REFERENCE_ALPHABET = "ABCDEFGHJKMNPQRSTVWXYZ23456789"
 REFERENCE_LENGTH = 8
 
+# What the payments domain does, in the booking's transaction, for a booking that waits
+# for its payment (the saga's first step: claim and payment are written together).
+OnUnpaid = Callable[[AsyncConnection, Booking], Awaitable[None]]
+
 
 def new_reference() -> str:
     return "".join(secrets.choice(REFERENCE_ALPHABET) for _ in range(REFERENCE_LENGTH))
@@ -44,9 +49,12 @@ async def create_booking(
     viewer: uuid.UUID | None,
     request: BookingRequest,
     now: datetime,
+    on_unpaid: OnUnpaid | None = None,
 ) -> BookingResult:
     """One transaction: check the request, replay or reserve its key, then choose the
-    staff member and write the booking on a seat, or fail with nothing written."""
+    staff member and write the booking on a seat, or fail with nothing written. A paid
+    service's booking is PENDING_PAYMENT until `expiresAt` (its seat frees itself then)
+    and `on_unpaid` runs in the same transaction."""
     check_request(request, viewer)
     guest = None if viewer is not None else request.guest
     # The leases outlive the transaction: racers wait until the claim is visible.
@@ -57,11 +65,16 @@ async def create_booking(
         if earlier is not None:
             return BookingResult(earlier, None)
         token, token_hash = new_manage_token() if guest else (None, None)
-        # The step a paid booking replaces: it will claim the slot as PENDING_PAYMENT
-        # and create a payment intent instead of confirming.
         status = _first_status(service)
-        new = _NewBooking(conn, booking_id, service, org, request, viewer, token_hash, status, now)
+        expires = now + policy.hold_time(org) if status is BookingStatus.PENDING_PAYMENT else None
+        new = _NewBooking(
+            conn, booking_id, service, org, request, viewer, token_hash, status, expires, now
+        )
         staff = await _allocate_and_write(new, leases)
+        if expires is not None:
+            if on_unpaid is None:
+                raise RuntimeError("a paid booking needs the payments domain's on_unpaid")
+            await on_unpaid(conn, new.written[-1])
     return BookingResult(new.written[-1], token, service, staff)
 
 
@@ -86,6 +99,8 @@ async def _replay_or_reserve_key(
 
 
 def _first_status(service: Service) -> BookingStatus:
+    if service.price_amount > 0:
+        return BookingStatus.PENDING_PAYMENT
     if service.requires_confirmation:
         return BookingStatus.PENDING_CONFIRMATION
     return BookingStatus.CONFIRMED
@@ -97,7 +112,7 @@ async def _allocate_and_write(new: _NewBooking, leases: Leases) -> Staff | None:
     request = new.request
     if request.hold_id is not None:
         held_by = await convert_hold(
-            new.conn, new.viewer, request, new.service, new.now, new.insert, new.id
+            new.conn, new.viewer, request, new.service, new.now, new.insert, new.id, new.expires
         )
         await events.record(new.conn, *new.made(held_by))
         return None
@@ -119,12 +134,12 @@ WITH booking AS (
     INSERT INTO bookings (
         id, reference, organization_id, service_id, staff_id, customer_id, guest_name,
         guest_email, guest_phone, manage_token_hash, start_at, end_at, status, notes,
-        price_amount, currency
-    ) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+        price_amount, currency, expires_at
+    ) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
     ON CONFLICT (reference) DO NOTHING RETURNING *
 ), change AS (
     INSERT INTO booking_changes (booking_id, status, start_at, end_at, actor)
-    SELECT id, status, start_at, end_at, $17 FROM booking
+    SELECT id, status, start_at, end_at, $18 FROM booking
 )"""
 _INSERT_BOOKING = _NEW_BOOKING + " SELECT * FROM booking"  # noqa: S608 - constant text
 # ... and the first seat of its session too (claims.take_seat's row, seat 1), which the
@@ -134,17 +149,17 @@ _INSERT_BOOKING_AND_SEAT = (
     + """, seat AS (
     INSERT INTO claims (
         id, resource_id, service_id, start_at, end_at, buffer_before_minutes,
-        buffer_after_minutes, period, session_key, seat, capacity, booking_id
+        buffer_after_minutes, period, session_key, seat, capacity, booking_id, expires_at
     )
-    SELECT $18, staff_id, service_id, start_at, end_at, $19, $20,
-           tstzrange(start_at - make_interval(mins => $19),
-                     end_at + make_interval(mins => $20), '[)'),
-           $21, 1, $22, id
+    SELECT $19, staff_id, service_id, start_at, end_at, $20, $21,
+           tstzrange(start_at - make_interval(mins => $20),
+                     end_at + make_interval(mins => $21), '[)'),
+           $22, 1, $23, id, expires_at
     FROM booking
     ON CONFLICT DO NOTHING RETURNING id
 ), outbox AS (  -- events.record's row: the booking's events, in the same round trip
     """
-    + events.outbox_row(23)
+    + events.outbox_row(24)
     + """
 )
 SELECT booking.*, EXISTS (SELECT FROM seat) AS seated, """
@@ -166,6 +181,7 @@ class _NewBooking:
     viewer: uuid.UUID | None
     token_hash: bytes | None
     status: BookingStatus
+    expires: datetime | None  # a booking waiting for its payment: its seat's end too
     now: datetime
     written: list[Booking] = field(default_factory=list)  # one per attempt; the last stands
 
@@ -178,7 +194,12 @@ class _NewBooking:
         return [
             events.BookingChanged(self.id, self.service.organization_id),
             events.AvailabilityChanged(
-                self.service.organization_id, (staff_id,), None, period_start, period_end
+                self.service.organization_id,
+                (staff_id,),
+                None,
+                period_start,
+                period_end,
+                until=self.expires,
             ),
         ]
 
@@ -218,6 +239,7 @@ class _NewBooking:
                 request.notes,
                 service.price_amount,
                 self.org.currency,
+                self.expires,
                 _creator(self.viewer).value,
                 *seat,
             )
@@ -236,7 +258,13 @@ class _NewBooking:
         # The first seat was not free: a group session may have another, or an
         # expired hold may be in the way.
         return await claim_store.take_seat(
-            self.conn, staff_id, self.service, self.request.start, self.now, booking_id=self.id
+            self.conn,
+            staff_id,
+            self.service,
+            self.request.start,
+            self.now,
+            booking_id=self.id,
+            expires_at=self.expires,
         )
 
 

@@ -89,8 +89,10 @@ async def convert_hold(
     now: datetime,
     insert_booking: Callable[[uuid.UUID], Awaitable[bool]],
     booking_id: uuid.UUID,
+    expires: datetime | None,
 ) -> uuid.UUID:
-    """The hold's seat becomes the booking's: the staff member's id."""
+    """The hold's seat becomes the booking's (until `expires` for one waiting for its
+    payment): the staff member's id."""
     row = (
         (await conn.execute(select(holds).where(holds.c.id == request.hold_id).with_for_update()))
         .mappings()
@@ -116,7 +118,7 @@ async def convert_hold(
             "input.holdId",
         )
     await insert_booking(hold.staff_id)
-    if not await claim_store.hand_hold_to_booking(conn, hold.id, booking_id):
+    if not await claim_store.hand_hold_to_booking(conn, hold.id, booking_id, expires):
         raise DomainError(
             ErrorCode.HOLD_EXPIRED, "The hold has expired; choose a time again.", "input.holdId"
         )

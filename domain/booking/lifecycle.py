@@ -145,8 +145,15 @@ async def reschedule_booking(
                     end_at=start + timedelta(minutes=service.duration_minutes),
                 )
             )
+            # A booking waiting for its payment keeps its deadline on the new seat.
             return await claim_store.take_seat(
-                conn, chosen, service, start, now, booking_id=booking.id
+                conn,
+                chosen,
+                service,
+                start,
+                now,
+                booking_id=booking.id,
+                expires_at=booking.expires_at,
             )
 
         # Its old staff member is locked with the new ones, in one sorted order, so

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from domain.availability import service as availability
 from domain.availability.records import Service
 from domain.booking.access import roles_of
-from domain.booking.records import Booking, BookingStatus
+from domain.booking.records import Actor, Booking, BookingStatus
 from domain.booking.rows import booking_from_row
 from domain.booking.tables import bookings
 from domain.errors import DomainError, ErrorCode
@@ -50,6 +50,17 @@ async def readable_booking(
     manage_token: str | None,
 ) -> Booking | None:
     """The booking when the viewer may read it, else None (as if it did not exist)."""
+    found = await booking_and_roles(conn, booking_id, viewer, manage_token)
+    return found[0] if found else None
+
+
+async def booking_and_roles(
+    conn: AsyncConnection,
+    booking_id: uuid.UUID,
+    viewer: uuid.UUID | None,
+    manage_token: str | None,
+) -> tuple[Booking, frozenset[Actor]] | None:
+    """The booking and what the viewer is to it, when that is anything."""
     row = (
         (await conn.execute(select(bookings).where(bookings.c.id == booking_id))).mappings().first()
     )
@@ -57,7 +68,7 @@ async def readable_booking(
         return None
     booking = booking_from_row(row)
     roles = await roles_of(conn, booking, viewer, manage_token, row["manage_token_hash"])
-    return booking if roles else None
+    return (booking, roles) if roles else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,15 +22,25 @@ from domain.booking.maintenance import (
     complete_past_bookings,
     forget_old_idempotency_keys,
 )
-from domain.booking.queries import Page, bookings_page, readable_booking
+from domain.booking.queries import Page, booking_and_roles, bookings_page, readable_booking
+from domain.booking.queries import load_booking as booking_by_id
+from domain.booking.records import Actor
 from domain.booking.requests import BookingRequest, BookingResult, Guest, Policy
+from domain.booking.unpaid import abandon_unpaid, expire_unpaid, mark_paid
+
+# Who pays for a booking: its customer, or its guest holding the manage token.
+PAYERS = frozenset({Actor.CUSTOMER, Actor.GUEST})
 
 __all__ = [
+    "PAYERS",
     "BookingRequest",
     "BookingResult",
     "Guest",
     "Page",
     "Policy",
+    "abandon_unpaid",
+    "booking_and_roles",
+    "booking_by_id",
     "bookings_page",
     "cancel_booking",
     "claims_loader",
@@ -39,9 +49,11 @@ __all__ = [
     "confirm_booking",
     "create_booking",
     "decline_booking",
+    "expire_unpaid",
     "forget_old_idempotency_keys",
     "history_of",
     "hold_slot",
+    "mark_paid",
     "readable_booking",
     "reschedule_booking",
 ]

@@ -13,12 +13,16 @@ A = Actor
 TRANSITIONS: dict[tuple[BookingStatus, BookingStatus], frozenset[Actor]] = {
     (S.PENDING_CONFIRMATION, S.CONFIRMED): frozenset({A.STAFF, A.ADMIN}),
     (S.PENDING_CONFIRMATION, S.DECLINED): frozenset({A.STAFF, A.ADMIN}),
+    # Paid (domain/booking/unpaid.py): confirmed, or waiting for a yes when the service
+    # wants one; a payment that cannot begin cancels.
     (S.PENDING_PAYMENT, S.CONFIRMED): frozenset({A.PAYMENT}),
+    (S.PENDING_PAYMENT, S.PENDING_CONFIRMATION): frozenset({A.PAYMENT}),
     (S.PENDING_PAYMENT, S.EXPIRED): frozenset({A.SYSTEM}),
     (S.CONFIRMED, S.COMPLETED): frozenset({A.SYSTEM}),
     (S.CONFIRMED, S.NO_SHOW): frozenset({A.STAFF, A.ADMIN}),
     **{(active, S.CANCELLED): frozenset({A.CUSTOMER, A.GUEST, A.ADMIN}) for active in ACTIVE},
 }
+TRANSITIONS[(S.PENDING_PAYMENT, S.CANCELLED)] |= {A.PAYMENT}
 
 # Moving an active booking to another time keeps its status.
 RESCHEDULERS = frozenset({A.CUSTOMER, A.GUEST, A.ADMIN})

@@ -34,6 +34,29 @@ class Organization:
     time_zone: str
     currency: str
     hold_minutes: int
+    free_cancellation_hours: int = 24
+    late_cancellation_refund_percent: int = 0
+
+    @property
+    def settings(self) -> OrganizationSettings:
+        return OrganizationSettings(
+            hold_minutes=self.hold_minutes,
+            free_cancellation_hours=self.free_cancellation_hours,
+            late_cancellation_refund_percent=self.late_cancellation_refund_percent,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class OrganizationSettings:
+    """The organization's booking and refund policy (updateOrganizationSettings).
+
+    hold_minutes: how long a hold or an unpaid booking keeps its slot; a paid booking
+    cancelled by its customer at least free_cancellation_hours before its start is
+    refunded in full, later late_cancellation_refund_percent of it."""
+
+    hold_minutes: int
+    free_cancellation_hours: int
+    late_cancellation_refund_percent: int
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from domain import events
 from domain.errors import DomainError, ErrorCode, Problems
 from domain.kept import KeptRecords
 from domain.users.passwords import hash_password, password_problem, verify_password
@@ -50,6 +51,8 @@ def _organization(row: RowMapping) -> Organization:
         time_zone=row["time_zone"],
         currency=row["currency"],
         hold_minutes=row["hold_minutes"],
+        free_cancellation_hours=row["free_cancellation_hours"],
+        late_cancellation_refund_percent=row["late_cancellation_refund_percent"],
     )
 
 
@@ -296,12 +299,105 @@ _ORGANIZATIONS: KeptRecords[uuid.UUID, Organization] = KeptRecords(seconds=60, m
 
 
 async def organization_by_id(conn: AsyncConnection, org_id: uuid.UUID) -> Organization | None:
-    """One organization, kept in memory a minute (not edited: domain/kept.py)."""
+    """One organization, kept in memory a minute; forgotten at once in every process
+    when it changes (`forget_changed`, domain/kept.py)."""
 
     async def load(key: uuid.UUID) -> Organization | None:
         return (await organizations_by_id(conn, [key])).get(key)
 
     return await _ORGANIZATIONS.get_or_load(org_id, load)
+
+
+def forget_organization(org_id: uuid.UUID) -> None:
+    """Drops this process's kept copy of the organization: the next read loads it."""
+    _ORGANIZATIONS.forget(org_id)
+
+
+def forget_organizations() -> None:
+    """Drops every kept organization (the bus was down: changes may have been missed)."""
+    _ORGANIZATIONS.forget_all()
+
+
+def forget_changed(batch: Iterable[events.Event]) -> None:
+    """Forgets the kept organizations that `batch` says changed. Every process calls it
+    with each batch of events: its own transactions' at their commit
+    (`events.on_commit`, app.py) and everyone's through the bus (realtime/hub.py)."""
+    for event in batch:
+        if isinstance(event, events.OrganizationChanged):
+            forget_organization(event.organization_id)
+
+
+# Each setting's allowed values, as the database's check constraints have them
+# (migrations/versions/0007_organization_settings.py).
+HOLD_MINUTES = range(1, 121)
+FREE_CANCELLATION_HOURS = range(0, 721)
+LATE_CANCELLATION_REFUND_PERCENT = range(0, 101)
+
+
+def _check_range(
+    problems: Problems, field: str, value: int | None, allowed: range, unit: str
+) -> None:
+    if value is not None and value not in allowed:
+        problems.add(field, f"Use {allowed.start} to {allowed.stop - 1} {unit}.")
+
+
+async def update_organization_settings(
+    conn: AsyncConnection,
+    viewer_id: uuid.UUID,
+    organization_id: uuid.UUID,
+    hold_minutes: int | None = None,
+    free_cancellation_hours: int | None = None,
+    late_cancellation_refund_percent: int | None = None,
+) -> Organization:
+    """Changes the settings given (None: unchanged), OWNER/ADMIN only, every bad value
+    reported at once. In `conn`'s transaction it records `OrganizationChanged`, so
+    every process forgets the organization it keeps once this commits."""
+    org = (await organizations_by_id(conn, [organization_id])).get(organization_id)
+    if org is None:
+        raise DomainError(ErrorCode.NOT_FOUND, "No such organization.", "input.organizationId")
+    await require_manager(conn, viewer_id, organization_id)
+    problems = Problems()
+    _check_range(problems, "input.holdMinutes", hold_minutes, HOLD_MINUTES, "minutes")
+    _check_range(
+        problems,
+        "input.freeCancellationHours",
+        free_cancellation_hours,
+        FREE_CANCELLATION_HOURS,
+        "hours",
+    )
+    _check_range(
+        problems,
+        "input.lateCancellationRefundPercent",
+        late_cancellation_refund_percent,
+        LATE_CANCELLATION_REFUND_PERCENT,
+        "percent",
+    )
+    problems.check()
+    values = {
+        name: value
+        for name, value in (
+            ("hold_minutes", hold_minutes),
+            ("free_cancellation_hours", free_cancellation_hours),
+            ("late_cancellation_refund_percent", late_cancellation_refund_percent),
+        )
+        if value is not None
+    }
+    if not values:
+        return org
+    row = (
+        (
+            await conn.execute(
+                update(organizations)
+                .where(organizations.c.id == organization_id)
+                .values(**values)
+                .returning(*organizations.c)
+            )
+        )
+        .mappings()
+        .one()
+    )
+    await events.record(conn, events.OrganizationChanged(organization_id))
+    return _organization(row)
 
 
 async def organization_by_slug(conn: AsyncConnection, slug: str) -> Organization | None:

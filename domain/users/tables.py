@@ -59,7 +59,17 @@ organizations = Table(
     Column("currency", Text, nullable=False),
     Column("hold_minutes", Integer, nullable=False, server_default="15"),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
-    CheckConstraint("hold_minutes > 0", name="hold_positive"),
+    # The booking and refund policy (updateOrganizationSettings).
+    Column("free_cancellation_hours", Integer, nullable=False, server_default="24"),
+    Column("late_cancellation_refund_percent", Integer, nullable=False, server_default="0"),
+    CheckConstraint("hold_minutes BETWEEN 1 AND 120", name="hold_minutes_range"),
+    CheckConstraint(
+        "free_cancellation_hours BETWEEN 0 AND 720", name="free_cancellation_hours_range"
+    ),
+    CheckConstraint(
+        "late_cancellation_refund_percent BETWEEN 0 AND 100",
+        name="late_cancellation_refund_percent_range",
+    ),
     CheckConstraint("currency ~ '^[A-Z]{3}$'", name="currency_code"),
 )
 
