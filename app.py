@@ -29,7 +29,7 @@ from domain.users.tokens import TokenSigner
 from infra.bus import EventBus
 from infra.database import create_engine, libpq_url, reader
 from infra.jobs import JobRunner, in_background_task
-from infra.lifecycle import Step, shut_down
+from infra.lifecycle import Step, shut_down, stop_task
 from infra.outbox import Consumer, Row
 from infra.relay import OutboxReader
 from infra.settings import Settings
@@ -105,7 +105,7 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
         # process from stopping (uvicorn waits for the lifespan however many signals).
         steps: list[Step] = [
             ("the job worker", jobs.stop),
-            ("the payments settler", lambda: _cancelled(settler)),
+            ("the payments settler", lambda: stop_task(settler)),
             ("realtime", hub.stop),
             ("the payment provider", provider.close),
         ]
@@ -126,11 +126,6 @@ def settle_payments(
         await payments.settle_changed(engine, provider, rows, datetime.now(UTC))
 
     return OutboxReader(dsn, [Consumer("payments", handle, batch=100, lease_seconds=60.0)])
-
-
-async def _cancelled(task: asyncio.Task[None]) -> None:
-    task.cancel()
-    await asyncio.wait({task})
 
 
 def tune_garbage_collector() -> None:

@@ -121,7 +121,12 @@ def encode(events: tuple[Event, ...] | list[Event]) -> bytes:
 
 
 def decode(data: bytes | str) -> list[Event]:
-    found = (event_of(item["kind"], item["payload"]) for item in orjson.loads(data))
+    return events_of(orjson.loads(data))
+
+
+def events_of(items: list[dict[str, Any]]) -> list[Event]:
+    """The events of a decoded list of {kind, payload} (an outbox row's payload)."""
+    found = (event_of(item["kind"], item["payload"]) for item in items)
     return [e for e in found if e is not None]
 
 

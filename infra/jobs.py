@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from infra import outbox
 from infra.database import driver
+from infra.lifecycle import stop_task
 
 OUTBOX_KEPT = timedelta(days=7)
 
@@ -86,7 +87,5 @@ class JobRunner:
         )
 
     async def stop(self) -> None:
-        if self._worker is not None:
-            self._worker.cancel()
-            await asyncio.wait({self._worker})
+        await stop_task(self._worker)
         await self.app.close_async()

@@ -26,6 +26,13 @@ async def pause(seconds: float) -> None:
     await asyncio.sleep(seconds)
 
 
+async def stop_task(task: asyncio.Task[None] | None) -> None:
+    """Cancels a background task and waits until it has ended (its `finally` run)."""
+    if task is not None:
+        task.cancel()
+        await asyncio.wait({task})
+
+
 Step = tuple[str, Callable[[], Awaitable[object]]]
 
 

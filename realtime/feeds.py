@@ -308,10 +308,8 @@ class BookingFeed(Feed):
             )
         if found is None:
             return False
-        record, roles = found
         context = self.feeds.context(self.operation.viewer)
-        shown = Booking.of(record, payer=bool(roles & booking.PAYERS))
-        payload = await self.feeds.render(self.operation, shown, context)
+        payload = await self.feeds.render(self.operation, Booking.as_read_by(*found), context)
         if first:
             self.payload = payload
         elif payload != self.payload:

@@ -164,10 +164,7 @@ async def booking_by_id(
         return None
     async with info.context.read() as conn:
         found = await booking.booking_and_roles(conn, key, info.context.viewer_id, manage_token)
-    if found is None:
-        return None
-    record, roles = found
-    return Booking.of(record, payer=bool(roles & booking.PAYERS))
+    return Booking.as_read_by(*found) if found else None
 
 
 def _booking_page_args(after: str | None) -> tuple[datetime, uuid.UUID] | None:

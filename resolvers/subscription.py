@@ -74,8 +74,7 @@ async def booking_changed(
                     )
             if found is None:
                 raise GraphQLError("No such booking.", extensions={"code": "NOT_FOUND"})
-            record, roles = found
-            yield Booking.of(record, payer=bool(roles & booking.PAYERS))
+            yield Booking.as_read_by(*found)
             await changes.get()
     finally:
         if stop is not None:

@@ -8,6 +8,7 @@ from datetime import datetime
 import strawberry
 
 from domain.booking import records as bk
+from domain.booking import service as booking
 from infra.ids import to_global_id
 from schema.catalog import Service, Staff
 from schema.common import Money, Node, PageInfo, UserError
@@ -78,6 +79,11 @@ class Booking(Node):
             cancelled_at=r.cancelled_at,
             cancellation_reason=r.cancellation_reason,
         )
+
+    @classmethod
+    def as_read_by(cls, r: bk.Booking, roles: frozenset[bk.Actor]) -> Booking:
+        """The booking for someone who is `roles` to it: its payer sees the secret."""
+        return cls.of(r, payer=bool(roles & booking.PAYERS))
 
     @strawberry.field
     async def service(self, info: Info) -> Service:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from domain.booking.service import Policy
 from infra.ids import key_of
@@ -21,11 +20,8 @@ from tests.booking_api import (
 )
 from tests.business import create_business, sign_up
 from tests.conftest import GraphQLClient, Server
+from tests.race_helpers import codes
 from tests.test_availability_api import AVAILABILITY, local, next_weekday
-
-
-def codes(result: dict[str, Any]) -> list[tuple[str, str | None]]:
-    return [(e["code"], e["field"]) for e in result["errors"]]
 
 
 async def offered(gql: GraphQLClient, service: str, day: datetime) -> dict[str, int]:

@@ -16,6 +16,7 @@ from tests.business import (
     sign_up,
 )
 from tests.conftest import GraphQLClient, Server
+from tests.race_helpers import codes
 
 SET_OVERRIDE = """
 mutation($input: SetDateOverrideInput!) {
@@ -33,10 +34,6 @@ mutation($input: AddTimeOffInput!) {
     errors { code field message }
   }
 }"""
-
-
-def codes(result: dict[str, Any]) -> list[tuple[str, str | None]]:
-    return [(e["code"], e["field"]) for e in result["errors"]]
 
 
 async def test_business_set_up_and_read_back(gql: GraphQLClient) -> None:

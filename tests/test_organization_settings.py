@@ -35,7 +35,7 @@ from tests.processes import (
     running_apps,
     shared_redis,
 )
-from tests.race_helpers import db_key
+from tests.race_helpers import codes, db_key
 from tests.test_availability_api import local, next_weekday
 
 UPDATE = """
@@ -54,10 +54,6 @@ query($slug: String!) {
 }"""
 
 DEFAULTS = {"holdMinutes": 15, "freeCancellationHours": 24, "lateCancellationRefundPercent": 0}
-
-
-def codes(result: dict[str, Any]) -> list[tuple[str, str | None]]:
-    return [(e["code"], e["field"]) for e in result["errors"]]
 
 
 async def settings_of(gql: GraphQLClient, biz: Business) -> dict[str, int]:

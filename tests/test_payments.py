@@ -28,6 +28,7 @@ from tests.processes import (
 )
 from tests.stripe_standin import StripeStandIn
 from tests.test_availability_api import local, next_weekday
+from tests.test_organization_settings import UPDATE as SET_POLICY
 
 WEBHOOK_SECRET = "whsec_test_secret"
 PRICE = 4500
@@ -50,10 +51,6 @@ mutation($id: ID!, $token: String) {{ confirmPayment(bookingId: $id, manageToken
   booking {{ {PAID_FIELDS} }} errors {{ code field message }} }} }}"""
 READ = f"""
 query($id: ID!, $token: String) {{ booking(id: $id, manageToken: $token) {{ {PAID_FIELDS} }} }}"""
-SETTINGS = """
-mutation($input: UpdateOrganizationSettingsInput!) {
-  updateOrganizationSettings(input: $input) { settings { holdMinutes } errors { code field } }
-}"""
 OFFERED = """
 query($s: ID!, $from: DateTime!, $to: DateTime!) {
   availability(serviceId: $s, start: $from, end: $to) { slots { start } }
@@ -417,7 +414,7 @@ async def test_refunds_follow_the_policy_changed_on_another_process(world: World
     customer = await sign_up(world.gql)
     # Mondays are within 30 days: "late" under a 720-hour free-cancellation window.
     changed = await world.quick.data(
-        SETTINGS,
+        SET_POLICY,
         {
             "input": {
                 "organizationId": biz.org_id,
@@ -443,7 +440,7 @@ async def test_refunds_follow_the_policy_changed_on_another_process(world: World
 
     # In time (a window of 0 hours): in full.
     await world.quick.data(
-        SETTINGS,
+        SET_POLICY,
         {"input": {"organizationId": biz.org_id, "freeCancellationHours": 0}},
         biz.owner.token,
     )

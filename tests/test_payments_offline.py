@@ -4,9 +4,23 @@ sees PENDING_PAYMENT, "pays" with confirmPayment and is refunded by policy."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from tests.booking_api import CANCEL
 from tests.conftest import GraphQLClient
-from tests.test_payments import CONFIRM_PAYMENT, PRICE, SETTINGS, book, paid_business, read, until
+from tests.test_organization_settings import UPDATE as SET_POLICY
+from tests.test_payments import CONFIRM_PAYMENT, PRICE, book, paid_business, read, until
+
+
+async def until_refunded(gql: GraphQLClient, booking_id: str, token: str) -> dict[str, Any]:
+    """The booking's payment once the settler has refunded it."""
+
+    async def refunded() -> dict[str, Any] | None:
+        found = await read(gql, booking_id, manage=token)
+        return found["payment"] if found["payment"]["status"] == "REFUNDED" else None
+
+    payment: dict[str, Any] = await until(refunded)
+    return payment
 
 
 async def test_a_guest_pays_in_test_mode_and_a_cancellation_in_time_refunds_in_full(
@@ -14,7 +28,7 @@ async def test_a_guest_pays_in_test_mode_and_a_cancellation_in_time_refunds_in_f
 ) -> None:
     biz = await paid_business(gql)
     await gql.data(
-        SETTINGS,
+        SET_POLICY,
         {"input": {"organizationId": biz.org_id, "freeCancellationHours": 0}},
         biz.owner.token,
     )
@@ -35,11 +49,7 @@ async def test_a_guest_pays_in_test_mode_and_a_cancellation_in_time_refunds_in_f
     cancel = {"input": {"bookingId": booking["id"], "manageToken": token}}
     assert (await gql.data(CANCEL, cancel))["cancelBooking"]["errors"] == []
 
-    async def refunded() -> dict[str, object] | None:
-        found = await read(gql, booking["id"], manage=token)
-        return found["payment"] if found["payment"]["status"] == "REFUNDED" else None
-
-    payment = await until(refunded)
+    payment = await until_refunded(gql, booking["id"], token)
     assert payment["refundedAmount"] == {"amount": PRICE, "currency": "EUR"}
 
 
@@ -57,9 +67,5 @@ async def test_a_declined_paid_booking_is_refunded_in_full(gql: GraphQLClient) -
     )
     assert declined["declineBooking"]["errors"] == []
 
-    async def refunded() -> dict[str, object] | None:
-        found = await read(gql, booking["id"], manage=token)
-        return found["payment"] if found["payment"]["status"] == "REFUNDED" else None
-
-    payment = await until(refunded)
+    payment = await until_refunded(gql, booking["id"], token)
     assert payment["refundedAmount"] == {"amount": PRICE, "currency": "EUR"}

@@ -26,7 +26,7 @@ from domain.booking.tables import bookings
 from domain.errors import DomainError, ErrorCode
 
 
-def _freed(
+def freed_events(
     organization_id: uuid.UUID, periods: Sequence[tuple[uuid.UUID, datetime, datetime]]
 ) -> list[events.Event]:
     return [
@@ -63,7 +63,7 @@ async def _transition(
         await events.record(
             conn,
             events.BookingChanged(booking.id, booking.organization_id),
-            *_freed(booking.organization_id, freed),
+            *freed_events(booking.organization_id, freed),
         )
     return changed
 
@@ -176,7 +176,7 @@ async def reschedule_booking(
         await events.record(
             conn,
             events.BookingChanged(booking.id, booking.organization_id),
-            *_freed(booking.organization_id, freed),
+            *freed_events(booking.organization_id, freed),
             events.AvailabilityChanged(
                 booking.organization_id, (moved.staff_id,), None, period_start, period_end
             ),

@@ -19,6 +19,7 @@ from domain import events
 from domain.availability import service as availability
 from domain.booking import claims as claim_store
 from domain.booking.history import record_change
+from domain.booking.lifecycle import freed_events
 from domain.booking.queries import load_booking
 from domain.booking.records import Actor, Booking, BookingStatus
 from domain.booking.status import check_transition
@@ -118,9 +119,6 @@ async def _move(
     await events.record(
         conn,
         events.BookingChanged(booking.id, booking.organization_id),
-        *(
-            events.AvailabilityChanged(booking.organization_id, (staff,), None, start, end)
-            for staff, start, end in periods
-        ),
+        *freed_events(booking.organization_id, periods),
     )
     return changed

@@ -62,8 +62,8 @@ async def settle_changed(
         e.booking_id
         for row in rows
         if isinstance(row.payload, list)
-        for item in row.payload
-        if isinstance(e := events.event_of(item["kind"], item["payload"]), events.BookingChanged)
+        for e in events.events_of(row.payload)
+        if isinstance(e, events.BookingChanged)
     }
     if not changed:
         return

@@ -88,10 +88,7 @@ async def book(
             await booking.abandon_unpaid(
                 engine, result.booking.id, "The payment provider could not be reached."
             )
-            async with engine.begin() as conn:
-                payment = await store.payment_of_booking(conn, result.booking.id, for_update=True)
-                assert payment is not None
-                await store.set_state(conn, payment.id, PaymentStatus.CANCELED, None, None)
+            await settle(engine, provider, result.booking.id, now)  # its payment: CANCELED
         raise DomainError(ErrorCode.PAYMENT_PROVIDER_UNAVAILABLE, UNAVAILABLE) from error
     return result
 
@@ -120,6 +117,18 @@ async def ensure_intent(
     return found
 
 
+async def _record_change(conn: AsyncConnection, payment: Payment) -> None:
+    """The payment is part of the booking that subscribers watch: its change is one."""
+    await events.record(conn, events.BookingChanged(payment.booking_id, payment.organization_id))
+
+
+async def _settle_if_ended(
+    engine: AsyncEngine, provider: PaymentProvider, moved: Booking | None, now: datetime
+) -> None:
+    if moved is not None and moved.status not in ACTIVE:
+        await settle(engine, provider, moved.id, now)
+
+
 async def _apply_in(
     conn: AsyncConnection,
     payment: Payment,
@@ -139,8 +148,7 @@ async def _apply_in(
     else:
         paid = await booking.booking_by_id(conn, payment.booking_id)
     assert paid is not None
-    # The payment is part of the booking that subscribers watch.
-    await events.record(conn, events.BookingChanged(payment.booking_id, payment.organization_id))
+    await _record_change(conn, payment)
     return paid
 
 
@@ -154,8 +162,7 @@ async def apply(
         if payment is None:
             return None
         moved = await _apply_in(conn, payment, intent.status, intent.error, intent.at, now)
-    if moved is not None and moved.status not in ACTIVE:
-        await settle(engine, provider, moved.id, now)
+    await _settle_if_ended(engine, provider, moved, now)
     return moved
 
 
@@ -175,15 +182,12 @@ async def apply_event(
             moved = await _apply_in(conn, payment, intent.status, intent.error, intent.at, now)
         elif event.amount_refunded is not None:
             if await store.set_refunded(conn, payment, event.amount_refunded):
-                await events.record(
-                    conn, events.BookingChanged(payment.booking_id, payment.organization_id)
-                )
+                await _record_change(conn, payment)
                 return "refund noted"
             return "no change"
     if moved is None:
         return "no change"
-    if moved.status not in ACTIVE:
-        await settle(engine, provider, moved.id, now)
+    await _settle_if_ended(engine, provider, moved, now)
     return (
         f"payment {event.intent.status.value if event.intent else ''}, booking {moved.status.value}"
     )
@@ -322,6 +326,4 @@ async def make_refund(engine: AsyncEngine, provider: PaymentProvider, refund: Re
             locked = await store.payment_of_booking(conn, payment.booking_id, for_update=True)
             assert locked is not None
             await store.set_refunded(conn, locked, refund.amount)  # one refund per payment
-            await events.record(
-                conn, events.BookingChanged(payment.booking_id, payment.organization_id)
-            )
+            await _record_change(conn, payment)

@@ -11,6 +11,7 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql import ColumnElement
 
 from domain.payments.provider import Intent
 from domain.payments.records import OPEN, Payment, PaymentStatus, Refund
@@ -64,23 +65,28 @@ async def payments_of_bookings(
     return {r["booking_id"]: _payment(r) for r in rows.mappings()}
 
 
-async def payment_of_booking(
-    conn: AsyncConnection, booking_id: uuid.UUID, *, for_update: bool = False
+async def _one_payment(
+    conn: AsyncConnection, condition: ColumnElement[bool], for_update: bool
 ) -> Payment | None:
-    query = select(payments).where(payments.c.booking_id == booking_id)
+    query = select(payments).where(condition)
     row = (await conn.execute(query.with_for_update() if for_update else query)).mappings().first()
     return _payment(row) if row else None
 
 
+async def payment_of_booking(
+    conn: AsyncConnection, booking_id: uuid.UUID, *, for_update: bool = False
+) -> Payment | None:
+    return await _one_payment(conn, payments.c.booking_id == booking_id, for_update)
+
+
 async def payment_by_id(conn: AsyncConnection, payment_id: uuid.UUID) -> Payment:
-    row = (await conn.execute(select(payments).where(payments.c.id == payment_id))).mappings().one()
-    return _payment(row)
+    found = await _one_payment(conn, payments.c.id == payment_id, for_update=False)
+    assert found is not None  # refunds name existing payments
+    return found
 
 
 async def payment_by_intent(conn: AsyncConnection, intent_id: str) -> Payment | None:
-    query = select(payments).where(payments.c.intent_id == intent_id).with_for_update()
-    row = (await conn.execute(query)).mappings().first()
-    return _payment(row) if row else None
+    return await _one_payment(conn, payments.c.intent_id == intent_id, for_update=True)
 
 
 async def attach_intent(conn: AsyncConnection, payment_id: uuid.UUID, intent: Intent) -> None:
