@@ -3,11 +3,14 @@ is the one writer), read after the commit by named consumers (infra/relay.py run
 them; the realtime relay is the first).
 
 Each consumer keeps a durable position (txid, id) in `outbox_consumers`. Rows are read
-in transaction-number order and only below the oldest transaction of this database
-still running that has written anything: a transaction that commits late has a smaller
-number than rows already read by then only if it was running when they were read, and
-rows of running transactions are never read, so no row is ever skipped. Transactions
-that write nothing (a long report, pg_dump) and other databases' never hold it back.
+in transaction-number order and only below the oldest writing transaction the read's
+own snapshot saw running: a transaction that commits late has a smaller number than
+rows already read by then only if it was running when they were read, and rows of
+running transactions are never read, so no row is ever skipped. That includes one that
+commits while the read runs (invisible to its snapshot, no longer among the running):
+the horizon comes from the snapshot itself, not from a later look at who is running.
+Transactions that write nothing (a long report, pg_dump) have no number and hold
+nothing back; other databases' running ones are left out by name.
 A process claims a consumer for one batch with `FOR UPDATE SKIP LOCKED` and a lease,
 hands the rows over, then moves the position on: with many processes each batch is
 handled by one of them, in order. Delivery is at least once (a handler that outlives
@@ -105,16 +108,15 @@ ON CONFLICT (name) DO NOTHING"""
 
 # Claimed only when there is something to read; claim and read in one round trip.
 _CLAIM = """
-WITH snap AS (SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint AS xmax),
-writers AS (  -- this database's transactions that have written (their xids, as xid8)
-    SELECT (s.xmax >> 32 << 32) + a.backend_xid::text::bigint
-           - CASE WHEN a.backend_xid::text::bigint > (s.xmax & 4294967295)
-                  THEN 4294967296 ELSE 0 END AS txid
-    FROM pg_stat_activity a, snap s
-    WHERE a.datname = current_database() AND a.backend_xid IS NOT NULL
-      AND a.pid <> pg_backend_pid()),
-horizon AS (
-    SELECT LEAST((SELECT min(txid) FROM writers), (SELECT xmax FROM snap))::text::xid8 AS xmin),
+WITH snap AS (SELECT pg_current_snapshot() AS s),
+elsewhere AS (  -- transactions running in other databases now (32-bit xids)
+    SELECT backend_xid::text::bigint AS xid FROM pg_stat_activity
+    WHERE datname IS DISTINCT FROM current_database() AND backend_xid IS NOT NULL),
+horizon AS (  -- the oldest transaction our snapshot saw running, unless it is elsewhere's
+    SELECT LEAST(
+        (SELECT min(x::text::bigint) FROM snap, pg_snapshot_xip(snap.s) AS x
+         WHERE x::text::bigint & 4294967295 NOT IN (SELECT xid FROM elsewhere)),
+        (SELECT pg_snapshot_xmax(s)::text::bigint FROM snap))::text::xid8 AS xmin),
 claimed AS (
     UPDATE outbox_consumers c SET leased_until = now() + make_interval(secs => $2)
     FROM horizon h

@@ -192,3 +192,35 @@ async def test_transactions_that_cannot_write_the_outbox_hold_nothing_back(
         finally:
             await reporting.rollback()
             await writing.rollback()
+
+
+async def test_a_transaction_that_commits_while_a_claim_runs_is_not_skipped(
+    database_url: str,
+) -> None:
+    """The claim's snapshot sees a writer still running; by the time the claim looks at
+    the running transactions, the writer has committed. Its row is invisible to the claim
+    while a younger transaction's row is not: reading the younger one would pass the
+    older one for good (a full CI run lost an event this way). The claim's snapshot is
+    held open here (repeatable read) to make that moment last."""
+    kind = f"test-{uuid.uuid4().hex[:8]}"
+    seen = Seen(kind)
+    name = f"racing-{kind}"
+    consumer = seen.consumer(name)
+    async with (
+        connected(database_url) as reader,
+        connected(database_url) as older,
+        connected(database_url) as younger,
+    ):
+        await outbox.register(reader, consumer)
+        first = older.transaction()
+        await first.start()
+        await older.execute(WRITE, kind, '{"n": 1}')  # its number first
+        await younger.execute(WRITE, kind, '{"n": 2}')  # commits at once
+        claim = reader.transaction(isolation="repeatable_read")
+        await claim.start()
+        await reader.fetchval("SELECT 1")  # the claim's snapshot: 1 running, 2 committed
+        await first.commit()
+        await outbox.drain(reader, consumer)
+        await claim.commit()
+        await outbox.drain(reader, consumer)
+    assert seen.values[name] == [1, 2]
