@@ -180,9 +180,17 @@ class _Fault:
     status: int = 500
     seconds: float = 0.0
     when: Literal["before", "after"] = "before"
+    # Exactly this request (say POST /v1/payment_intents, creating one), so the app's
+    # background calls (retrieve, cancel) beside the test's own are left alone.
+    path: str | None = None
+    method: str | None = None
 
-    def matches(self, path: str) -> bool:
-        return self.path_prefix is None or path.startswith(self.path_prefix)
+    def matches(self, record: Recorded) -> bool:
+        return (
+            (self.path_prefix is None or record.path.startswith(self.path_prefix))
+            and (self.path is None or record.path == self.path)
+            and (self.method is None or record.method == self.method)
+        )
 
 
 @dataclass
@@ -285,10 +293,19 @@ class StripeStandIn:
 
     # ---- failure injection -------------------------------------------------------------
 
-    def fail_next(self, count: int = 1, status: int = 500, path_prefix: str | None = None) -> None:
-        """The next `count` requests to `path_prefix` (any path if None) answer a Stripe
-        api_error with `status`, doing nothing and saving nothing for their Idempotency-Key."""
-        self._failures.append(_Fault(count, path_prefix, status=status))
+    def fail_next(
+        self,
+        count: int = 1,
+        status: int = 500,
+        path_prefix: str | None = None,
+        *,
+        path: str | None = None,
+        method: str | None = None,
+    ) -> None:
+        """The next `count` requests to `path_prefix` (any path if None; exactly `path`
+        and `method` when given) answer a Stripe api_error with `status`, doing nothing and
+        saving nothing for their Idempotency-Key."""
+        self._failures.append(_Fault(count, path_prefix, status=status, path=path, method=method))
 
     def hang_next(
         self,
@@ -297,11 +314,16 @@ class StripeStandIn:
         path_prefix: str | None = None,
         *,
         when: Literal["before", "after"] = "before",
+        path: str | None = None,
+        method: str | None = None,
     ) -> None:
-        """The next `count` matching requests wait `seconds` before they are handled
-        ("before": as if the network held them; a retry meanwhile is served first) or after
-        ("after": the work is done and its answer saved, only the answer is late)."""
-        self._hangs.append(_Fault(count, path_prefix, seconds=seconds, when=when))
+        """The next `count` matching requests (as for fail_next) wait `seconds` before they
+        are handled ("before": as if the network held them; a retry meanwhile is served
+        first) or after ("after": the work is done and its answer saved, only the answer is
+        late)."""
+        self._hangs.append(
+            _Fault(count, path_prefix, seconds=seconds, when=when, path=path, method=method)
+        )
 
     def down(self, status: int = 503) -> None:
         """Every request answers an api_error with `status` until up()."""
@@ -454,10 +476,10 @@ class StripeStandIn:
             return _failure(
                 Failure(401, "authentication_error", f"Invalid API Key provided: {api_key!r}")
             )
-        failure = _take(self._failures, record.path)
+        failure = _take(self._failures, record)
         if failure is not None:
             return self._api_error(failure.status)
-        hang = _take(self._hangs, record.path)
+        hang = _take(self._hangs, record)
         if hang is not None and hang.when == "before" and await self._sleep(hang.seconds):
             return self._api_error(503)  # stopped while hanging: nobody is listening
         answer = self._handle(api_key, record)
@@ -677,10 +699,10 @@ class StripeStandIn:
         return copy.deepcopy(self.refunds[refund_id])
 
 
-def _take(faults: list[_Fault], path: str) -> _Fault | None:
-    """The first fault that applies to `path`, used up by one request."""
+def _take(faults: list[_Fault], record: Recorded) -> _Fault | None:
+    """The first fault that applies to the request, used up by it."""
     for fault in faults:
-        if fault.matches(path):
+        if fault.matches(record):
             fault.remaining -= 1
             if fault.remaining <= 0:
                 faults.remove(fault)

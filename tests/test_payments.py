@@ -13,8 +13,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import asyncpg
+import httpx
 import pytest_asyncio
 
+from infra.ids import key_of
 from tests.booking_api import BOOKING_FIELDS, CANCEL, key
 from tests.business import Business, Person, create_business, sign_up
 from tests.conftest import GraphQLClient
@@ -26,9 +29,11 @@ from tests.processes import (
     running_apps,
     shared_redis,
 )
+from tests.realtime_helpers import data_for, push_where
 from tests.stripe_standin import StripeStandIn
 from tests.test_availability_api import local, next_weekday
 from tests.test_organization_settings import UPDATE as SET_POLICY
+from tests.ws_client import socket
 
 WEBHOOK_SECRET = "whsec_test_secret"
 PRICE = 4500
@@ -60,6 +65,8 @@ query($s: ID!, $from: DateTime!, $to: DateTime!) {
 @dataclass
 class World:
     stripe: StripeStandIn
+    database_url: str
+    redis_url: str
     apps: Apps
     gql: GraphQLClient  # the app with a 10-minute payment window
     quick: GraphQLClient  # the same database, a 3-second window
@@ -68,13 +75,19 @@ class World:
         return f"{self.apps.processes[index].base_url}/webhooks/stripe"
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def world() -> AsyncIterator[World]:
-    stripe_settings = {
+def stripe_settings(stripe: StripeStandIn, **more: str) -> dict[str, str]:
+    """An app process's environment for Stripe, aimed at the stand-in."""
+    return {
         "STRIPE_SECRET_KEY": "sk_test_booking",
         "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
         "STRIPE_TIMEOUT_SECONDS": "1",
+        "STRIPE_API_BASE": stripe.base_url,
+        **more,
     }
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def world() -> AsyncIterator[World]:
     async with (
         StripeStandIn.running() as stripe,
         # Of their own: the session's in-process server pays offline, and would settle
@@ -83,25 +96,19 @@ async def world() -> AsyncIterator[World]:
         # Two processes: the bus that tells each of the other's changes is Redis.
         shared_redis() as redis_url,
         running_apps(
-            database_url,
-            count=1,
-            redis_url=redis_url,
-            settings={**stripe_settings, "STRIPE_API_BASE": stripe.base_url},
+            database_url, count=1, redis_url=redis_url, settings=stripe_settings(stripe)
         ) as slow,
         running_apps(
             database_url,
             count=1,
             redis_url=redis_url,
-            settings={
-                **stripe_settings,
-                "STRIPE_API_BASE": stripe.base_url,
-                "BOOKING_HOLD_SECONDS": "3",
-            },
+            settings=stripe_settings(stripe, BOOKING_HOLD_SECONDS="3"),
         ) as quick,
         slow.clients() as [gql],
         quick.clients() as [quick_gql],
     ):
-        yield World(stripe, Apps([*slow.processes, *quick.processes], "", ""), gql, quick_gql)
+        apps = Apps([*slow.processes, *quick.processes], redis_url, REDIS_PREFIX)
+        yield World(stripe, database_url, redis_url, apps, gql, quick_gql)
     await forget_keys(redis_url, REDIS_PREFIX)
 
 
@@ -261,18 +268,23 @@ async def test_forged_and_stale_webhooks_are_refused_and_change_nothing(world: W
     customer = await sign_up(world.gql)
     booking = (await book(world.gql, biz, customer))["booking"]
     intent_id = intent_id_of(booking)
-    world.stripe.succeed(intent_id)
-    event = world.stripe.event_for("payment_intent.succeeded", intent_id)
-    forged = await world.stripe.deliver(world.webhook_url(), event, "whsec_someone_else")
+    # A success Stripe never saw (the customer has not paid), claimed three ways.
+    claimed = world.stripe.event(
+        "payment_intent.succeeded",
+        {**world.stripe.intent(intent_id), "status": "succeeded", "amount_received": PRICE},
+    )
+    forged = await world.stripe.deliver(world.webhook_url(), claimed, "whsec_someone_else")
     stale = await world.stripe.deliver(
-        world.webhook_url(), event, WEBHOOK_SECRET, timestamp=int(time.time()) - 301
+        world.webhook_url(), claimed, WEBHOOK_SECRET, timestamp=int(time.time()) - 301
     )
     garbled = await world.stripe.deliver(
-        world.webhook_url(), event, WEBHOOK_SECRET, signature=f"t={int(time.time())},v1=00"
+        world.webhook_url(), claimed, WEBHOOK_SECRET, signature=f"t={int(time.time())},v1=00"
     )
     assert [forged.status_code, stale.status_code, garbled.status_code] == [400, 400, 400]
     assert (await read(world.gql, booking["id"], customer.token))["status"] == "PENDING_PAYMENT"
-    # The genuine delivery, once.
+    # The customer pays; Stripe's genuine delivery, once.
+    world.stripe.succeed(intent_id)
+    event = world.stripe.event_for("payment_intent.succeeded", intent_id)
     ok = await world.stripe.deliver(world.webhook_url(), event, WEBHOOK_SECRET)
     assert ok.status_code == 200
     assert (await read(world.gql, booking["id"], customer.token))["status"] == "CONFIRMED"
@@ -310,11 +322,14 @@ async def test_stripe_down_leaves_no_reservation_and_the_same_request_works_late
     biz = await paid_business(world.gql)
     customer = await sign_up(world.gql)
     idempotency_key = key()
-    world.stripe.down()
+    # Every try at creating the intent fails (an outage aimed at this request alone: the
+    # reconciliation's calls in the background, failing too, could open the circuit and
+    # fail the retry below for 30 s; test_an_outage_opens_the_circuit covers that).
+    world.stripe.fail_next(count=3, status=503, path="/v1/payment_intents", method="POST")
     try:
         failed = await book(world.gql, biz, customer, idempotencyKey=idempotency_key)
     finally:
-        world.stripe.up()
+        world.stripe.heal()
     assert [e["code"] for e in failed["errors"]] == ["PAYMENT_PROVIDER_UNAVAILABLE"]
     assert failed["booking"] is None
     assert await offered(world.gql, biz, 10)  # the slot is free again
@@ -326,7 +341,7 @@ async def test_stripe_down_leaves_no_reservation_and_the_same_request_works_late
 async def test_a_hanging_stripe_is_cut_by_the_timeout(world: World) -> None:
     biz = await paid_business(world.gql)
     customer = await sign_up(world.gql)
-    world.stripe.hang_next(count=10, seconds=30.0, path_prefix="/v1/payment_intents")
+    world.stripe.hang_next(count=10, seconds=30.0, path="/v1/payment_intents", method="POST")
     started = time.monotonic()
     try:
         failed = await book(world.gql, biz, customer)
@@ -355,7 +370,8 @@ async def test_an_unpaid_booking_expires_frees_its_slot_and_cancels_its_intent(
         return bool(found["status"] == "EXPIRED")
 
     await until(expired, seconds=25.0)  # the sweep runs every 15 s
-    assert await offered(world.quick, biz, 10)
+    # The sweep may have run in the other process: this one hears of it over the bus.
+    await until(lambda: offered(world.quick, biz, 10), seconds=2.0)
 
     async def cancelled() -> bool:
         return bool(world.stripe.intent(intent_id)["status"] == "canceled")
@@ -448,3 +464,152 @@ async def test_refunds_follow_the_policy_changed_on_another_process(world: World
     cancel = {"input": {"bookingId": in_time["id"]}}
     assert (await world.gql.data(CANCEL, cancel, customer.token))["cancelBooking"]["errors"] == []
     assert await refunded_amount(world, in_time["id"], customer.token, PRICE) == PRICE
+
+
+# ---- live: bookingChanged ------------------------------------------------------------------
+
+PAYMENT_CHANGED = """
+subscription($id: ID!, $token: String) {
+  bookingChanged(bookingId: $id, manageToken: $token) {
+    id status expiresAt payment { status clientSecret }
+  }
+}"""
+
+
+async def test_a_subscriber_sees_pending_payment_become_confirmed_when_stripe_says_so(
+    world: World,
+) -> None:
+    biz = await paid_business(world.gql)
+    made = await book(world.gql, biz, None)  # a guest, watching from the payment page
+    booking, token = made["booking"], made["manageToken"]
+    async with socket(world.apps.processes[0].base_url) as ws:
+        assert (await ws.init())["type"] == "connection_ack"
+        sid = await ws.subscribe(PAYMENT_CHANGED, {"id": booking["id"], "token": token})
+        seen = (await data_for(ws, sid))["data"]["bookingChanged"]
+        assert seen["status"] == "PENDING_PAYMENT"
+        assert seen["payment"] == {
+            "status": "REQUIRES_PAYMENT",
+            "clientSecret": booking["payment"]["clientSecret"],
+        }
+        # Stripe's webhook reaches the other process; the change is pushed from this one.
+        assert await succeed_by_webhook(world, intent_id_of(booking), index=1) == 200
+        pushed, _ = await push_where(
+            ws, sid, lambda p: p["data"]["bookingChanged"]["status"] != "PENDING_PAYMENT"
+        )
+        assert pushed["data"]["bookingChanged"] == {
+            "id": booking["id"],
+            "status": "CONFIRMED",
+            "expiresAt": None,
+            "payment": {"status": "SUCCEEDED", "clientSecret": None},
+        }
+
+
+# ---- crashes and outages -------------------------------------------------------------------
+
+
+async def stored_status(database_url: str, booking_id: str) -> tuple[str, str]:
+    """The booking's and its payment's status as stored: what a process that died left."""
+    connection = await asyncpg.connect(database_url)
+    try:
+        row = await connection.fetchrow(
+            "SELECT b.status, p.status AS paid FROM bookings b JOIN payments p"
+            " ON p.booking_id = b.id WHERE b.id = $1",
+            key_of(booking_id, "Booking"),
+        )
+    finally:
+        await connection.close()
+    assert row is not None
+    return str(row["status"]), str(row["paid"])
+
+
+async def test_a_server_killed_between_stripes_success_and_ours_confirms_after_restart(
+    world: World,
+) -> None:
+    settings = stripe_settings(world.stripe)
+    async with own_database() as database_url:  # no other process to heal it meanwhile
+        async with (
+            running_apps(database_url, count=1, redis_url=None, settings=settings) as first,
+            first.clients() as [gql],
+        ):
+            biz = await paid_business(gql)
+            customer = await sign_up(gql)
+            booking = (await book(gql, biz, customer))["booking"]
+            intent_id = intent_id_of(booking)
+            # The customer pays; Stripe's webhook is lost. The payment page asks us, and
+            # the server dies while Stripe's answer is on its way.
+            world.stripe.succeed(intent_id)
+            path = f"/v1/payment_intents/{intent_id}"
+            world.stripe.hang_next(seconds=30.0, path=path, method="GET")
+            asked = len(world.stripe.requests)
+            confirming = asyncio.create_task(
+                gql.data(CONFIRM_PAYMENT, {"id": booking["id"], "token": None}, customer.token)
+            )
+
+            async def retrieving() -> bool:
+                return any(r.path == path for r in world.stripe.requests[asked:])
+
+            await until(retrieving)
+            first.processes[0].popen.kill()
+            with contextlib.suppress(httpx.TransportError):
+                await confirming
+                raise AssertionError("the killed server answered")
+        assert await stored_status(database_url, booking["id"]) == (
+            "PENDING_PAYMENT",
+            "REQUIRES_PAYMENT",
+        )
+        async with (
+            running_apps(database_url, count=1, redis_url=None, settings=settings) as second,
+            second.clients() as [gql],
+        ):
+
+            async def confirmed() -> dict[str, Any] | None:
+                found = await read(gql, booking["id"], customer.token)
+                return found if found["status"] == "CONFIRMED" else None
+
+            found = await until(confirmed, seconds=30.0)  # a reconciliation runs every 20 s
+    assert found["payment"]["status"] == "SUCCEEDED"
+    assert [(h["status"], h["actor"]) for h in found["history"]] == [
+        ("PENDING_PAYMENT", "customer"),
+        ("CONFIRMED", "payment"),
+    ]
+    assert world.stripe.amount_refunded(intent_id) == 0  # the slot was kept: nothing owed
+
+
+async def test_an_outage_opens_the_circuit_as_the_logs_and_readyz_say(world: World) -> None:
+    # A process of its own: its circuit stays open for 30 s after this test.
+    async with (
+        running_apps(
+            world.database_url,
+            count=1,
+            redis_url=world.redis_url,
+            settings=stripe_settings(world.stripe),
+        ) as apps,
+        apps.clients() as [gql],
+        httpx.AsyncClient(base_url=apps.processes[0].base_url) as http,
+    ):
+        biz = await paid_business(gql)
+        customer = await sign_up(gql)
+        ready = await http.get("/readyz")
+        assert ready.json()["payments"] == {"provider": "stripe", "circuit": "closed"}
+        world.stripe.fail_next(count=100, status=503, path="/v1/payment_intents", method="POST")
+        try:
+            for hour in (10, 11):  # 3 tries each: the fifth failure in a row opens it
+                failed = await book(gql, biz, customer, hour=hour)
+                assert [e["code"] for e in failed["errors"]] == ["PAYMENT_PROVIDER_UNAVAILABLE"]
+            ready = await http.get("/readyz")
+            assert ready.status_code == 200  # no reason to leave the load balancer
+            assert ready.json()["payments"] == {"provider": "stripe", "circuit": "opened"}
+            assert "Stripe unavailable: circuit opened" in apps.logs()
+            # While it is open a paid booking fails at once, without a call to Stripe.
+            creates = world.stripe.created_intents
+            tried = sum(r.path == "/v1/payment_intents" for r in world.stripe.requests)
+            started = time.monotonic()
+            failed = await book(gql, biz, customer, hour=12)
+            assert [e["code"] for e in failed["errors"]] == ["PAYMENT_PROVIDER_UNAVAILABLE"]
+            assert time.monotonic() - started < 1.0
+            assert sum(r.path == "/v1/payment_intents" for r in world.stripe.requests) == tried
+            assert world.stripe.created_intents == creates
+        finally:
+            world.stripe.heal()
+        for hour in (10, 11, 12):
+            assert await offered(gql, biz, hour)  # no reservation left behind

@@ -23,7 +23,9 @@ from infra.outbox import Row
 log = logging.getLogger(__name__)
 
 CHECK_EVERY = timedelta(seconds=30)
-# A payment younger than this is still in its request's hands (the intent being made).
+# A payment without an intent younger than this is still in its request's hands (the
+# intent being made). One with an intent is asked about from the first run on: after a
+# crash that lost Stripe's answer (or a lost webhook) the booking confirms within a run.
 GRACE = timedelta(seconds=20)
 EVENTS_KEPT = timedelta(days=30)  # webhook event ids (Stripe retries for 3 days)
 BATCH = 100

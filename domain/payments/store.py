@@ -225,13 +225,14 @@ async def open_payments(
     most: int,
 ) -> list[Payment]:
     """This provider's payments still open that the reconciliation has not asked about
-    lately."""
+    lately; one without an intent only once older than `created_before` (until then its
+    own request is making the intent)."""
     rows = await conn.execute(
         select(payments)
         .where(
             payments.c.provider == provider,
             payments.c.status.in_([s.value for s in OPEN]),
-            payments.c.created_at < created_before,
+            payments.c.intent_id.is_not(None) | (payments.c.created_at < created_before),
             (payments.c.checked_at.is_(None)) | (payments.c.checked_at < checked_before),
         )
         .order_by(payments.c.created_at)
