@@ -8,9 +8,9 @@ from commands.seed import SLUG, Demo, seed_url
 from infra.settings import Settings
 from tests.conftest import GraphQLClient
 
-FIRST_SERVICE = (
+SERVICES = (
     "query($slug: String!) { organization(slug: $slug) { timeZone "
-    "services(first: 1) { edges { node { id } } } } }"
+    "services { edges { node { id name price { amount currency } } } } } }"
 )
 
 
@@ -19,7 +19,15 @@ async def seed_demo(database_url: str) -> Demo:
     return await seed_url(database_url, Settings.from_env())
 
 
+async def services(gql: GraphQLClient) -> list[dict[str, Any]]:
+    data = await gql.data(SERVICES, {"slug": SLUG})
+    return [edge["node"] for edge in data["organization"]["services"]["edges"]]
+
+
 async def first_service(gql: GraphQLClient) -> dict[str, Any]:
-    data = await gql.data(FIRST_SERVICE, {"slug": SLUG})
-    node: dict[str, Any] = data["organization"]["services"]["edges"][0]["node"]
-    return node
+    return (await services(gql))[0]
+
+
+async def paid_service(gql: GraphQLClient) -> dict[str, Any]:
+    """The first with a price, as GraphiQL's example variables pick it."""
+    return next(s for s in await services(gql) if s["price"])

@@ -1,5 +1,6 @@
 """GraphiQL works offline: Debian's Chromium loads /graphql from the real server while
-every request to any other host is refused, and runs queries from the page."""
+every request to any other host is refused, and runs queries from the page, the
+examples included: a paid booking is paid in test mode with nothing typed."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from infra.settings import ROOT
 from tests.browser import chromium, offline_context
 from tests.business import PASSWORD
 from tests.conftest import GraphQLClient, Server
-from tests.demo_seed import first_service, seed_demo
+from tests.demo_seed import first_service, paid_service, seed_demo
 from web.graphiql import SCRIPTS, STYLESHEETS, graphiql_html
 
 
@@ -51,6 +52,14 @@ class Offline:
             "GraphiQL did not start: "
             f"refused requests to other hosts {self.elsewhere}, failures {self.failures}"
         )
+
+
+async def run_example(page: Page, name: str) -> None:
+    """Runs the example `name`, picked in the execute button's menu. The button is a menu
+    only once GraphiQL has read the document's operations: before, it runs the document
+    as it is (and fails), so the test waits for the menu."""
+    await page.locator('.graphiql-execute-button[aria-haspopup="menu"]').click()
+    await page.get_by_role("menuitem", name=name).click()
 
 
 @pytest.fixture
@@ -86,9 +95,35 @@ async def test_a_first_visit_opens_on_the_examples_ready_to_run(
     # Filled in by the page: the demo clinic's first service.
     await expect(page.locator(".graphiql-editor-tool")).to_contain_text(service["id"])
 
-    await page.locator(".graphiql-execute-button").click()  # several: it asks which
-    await page.get_by_role("menuitem", name="Availability").click()
+    await run_example(page, "Availability")
     await expect(page.locator(".graphiql-response")).to_contain_text('"Europe/Berlin"')
+    assert offline.elsewhere == []
+    assert offline.failures == []
+
+
+async def test_the_paying_examples_book_the_paid_service_and_pay_it_in_test_mode(
+    offline: Offline, database_url: str, gql: GraphQLClient
+) -> None:
+    await seed_demo(database_url)
+    paid = await paid_service(gql)
+    page = offline.page
+    await page.goto(f"{offline.base_url}/graphql")
+    await expect(page.locator(".graphiql-editor-tool")).to_contain_text(paid["id"])
+    response = page.locator(".graphiql-response")
+
+    await run_example(page, "BookPaid")
+    await expect(response).to_contain_text('"status": "PENDING_PAYMENT"')
+    await expect(response).to_contain_text(f'"amount": {paid["price"]["amount"]}')
+    await expect(response).to_contain_text('"provider": "offline"')
+    reference = re.search(r'"reference": "(\w+)"', await response.inner_text())
+    assert reference
+    await expect(page.locator("#auth-note")).to_contain_text(f"Last booking {reference[1]}")
+
+    # No $bookingId or $manageToken typed: the page fills in the booking just made.
+    await run_example(page, "PayInTestMode")
+    await expect(response).to_contain_text('"status": "CONFIRMED"')
+    await expect(response).to_contain_text(f'"reference": "{reference[1]}"')
+    await expect(response).to_contain_text('"errors": []')
     assert offline.elsewhere == []
     assert offline.failures == []
 

@@ -2,8 +2,11 @@
 
 Pick a service and a week of a business (?business=<slug>, the seeded demo clinic by
 default) and watch its slots appear and vanish as anyone books, cancels or changes a
-schedule; book one with a click, as a guest. It uses the vendored graphql-ws client
-(static/vendor) and nothing from outside this server.
+schedule; book one with a click, as a guest. A paid service's booking waits for its
+payment (PENDING_PAYMENT, until its expiry): with the offline provider a "Pay (test
+mode)" button pays it, and its status follows the bookingChanged subscription. It uses
+the vendored graphql-ws client (static/vendor) and nothing from outside this server;
+the page is static/demo/ (index.html, demo.js the board, booking.js the booking).
 """
 
 from __future__ import annotations

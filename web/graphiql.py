@@ -5,7 +5,9 @@ served at /static. The page's fetcher POSTs queries and mutations to /graphql an
 subscriptions over graphql-transport-ws (graphql-ws) on the same path. The Authorization
 header typed in the headers pane goes on HTTP and as `connectionParams.authorization` on
 the WebSocket; otherwise the accessToken of the last signIn/signUp/refreshSession answer
-(remembered in localStorage) is used. A banner says which.
+(remembered in localStorage) is used. A banner says which. Likewise the id and manage token
+of the last createBooking answer fill in an operation's $bookingId and $manageToken when
+the Variables leave them out (the paying examples: pay, watch bookingChanged).
 """
 
 from __future__ import annotations
@@ -66,8 +68,9 @@ GRAPHIQL_ROUTES: list[BaseRoute] = [
 
 # A first visit (nothing remembered by GraphiQL, no ?q=) opens on these, run against the
 # demo business that `make run` or `python -m commands.seed` creates; the page fills in the
-# Variables (the demo clinic's first service, the next 7 days, their first free slot).
-# tests/test_graphiql_examples.py validates the document against the schema.
+# Variables (the demo clinic's first service and its first paid one, the next 7 days, the
+# first free slot of each). tests/test_graphiql_examples.py validates the document against
+# the schema and runs each operation.
 EXAMPLES = (STATIC_DIR / "graphiql" / "examples.graphql").read_text()
 
 # Nothing may load from another host: the policy makes the browser refuse it.

@@ -1,5 +1,6 @@
 // The live slot board: plain JavaScript, no build step. Availability arrives over
-// graphql-transport-ws (the vendored graphql-ws client); bookings go over HTTP.
+// graphql-transport-ws (the vendored graphql-ws client); bookings go over HTTP
+// (booking.js: booking as a guest, paying, the booking watched live).
 "use strict";
 
 const params = new URLSearchParams(location.search);
@@ -9,7 +10,9 @@ const WS_URL = (location.protocol === "https:" ? "wss://" : "ws://") + location.
 const ORGANIZATION = `query($slug: String!) {
   organization(slug: $slug) {
     name timeZone
-    services(first: 50) { edges { node { id name durationMinutes capacity } } }
+    services(first: 50) {
+      edges { node { id name durationMinutes capacity price { amount currency } } }
+    }
   }
 }`;
 const AVAILABILITY = `subscription($serviceId: ID!, $start: DateTime!, $end: DateTime!) {
@@ -18,17 +21,10 @@ const AVAILABILITY = `subscription($serviceId: ID!, $start: DateTime!, $end: Dat
     days { date slots { start end remainingCapacity } }
   }
 }`;
-const CREATE_BOOKING = `mutation($input: CreateBookingInput!) {
-  createBooking(input: $input) {
-    booking { id reference start status staff { name } }
-    manageToken
-    errors { code field message }
-  }
-}`;
 
 const $ = (id) => document.getElementById(id);
-const state = { org: null, serviceId: null, weekOffset: 0, unsubscribe: null, shown: new Set(),
-                version: 0, chosen: null };
+const state = { org: null, services: new Map(), serviceId: null, weekOffset: 0,
+                unsubscribe: null, shown: new Set(), version: 0, chosen: null };
 
 async function graphql(query, variables) {
   const response = await fetch("/graphql", {
@@ -72,6 +68,12 @@ function weekWindow(timeZone, weekOffset) {
 function timeLabel(iso, timeZone) {
   return new Intl.DateTimeFormat(undefined, { timeZone, hour: "2-digit", minute: "2-digit" })
     .format(new Date(iso));
+}
+
+// Money.amount counts minor units (cents): the currency's own digits make it a price.
+function money({ amount, currency }) {
+  const format = new Intl.NumberFormat(undefined, { style: "currency", currency });
+  return format.format(amount / 10 ** format.resolvedOptions().maximumFractionDigits);
 }
 
 function dayLabel(isoDate) {
@@ -181,50 +183,6 @@ function watch() {
   );
 }
 
-// ---- booking as a guest -------------------------------------------------------------
-
-function choose(slot, date, timeZone) {
-  // The column's date: the business's own day, not the UTC one of the start.
-  state.chosen = slot;
-  $("book-when").textContent = dayLabel(date) + " " + timeLabel(slot.start, timeZone);
-  $("book-error").hidden = true;
-  $("book").showModal();
-}
-
-function idempotencyKey() {
-  if (window.crypto && crypto.randomUUID) return crypto.randomUUID();
-  return Date.now().toString(36) + Math.random().toString(36).slice(2);
-}
-
-$("book-cancel").addEventListener("click", () => $("book").close());
-$("book-form").addEventListener("submit", async (event) => {
-  event.preventDefault();
-  const input = {
-    serviceId: state.serviceId,
-    start: state.chosen.start,
-    idempotencyKey: idempotencyKey(),
-    guest: { name: $("guest-name").value, email: $("guest-email").value },
-  };
-  try {
-    const data = await graphql(CREATE_BOOKING, { input });
-    const result = data.createBooking;
-    if (result.errors.length) {
-      $("book-error").textContent = result.errors.map((e) => e.message).join(" ");
-      $("book-error").hidden = false;
-      return;
-    }
-    $("book").close();
-    const booked = $("booked");
-    booked.textContent = `Booked ${result.booking.reference} with ${result.booking.staff.name}. ` +
-      `Keep your manage token: ${result.manageToken}`;
-    booked.dataset.reference = result.booking.reference;
-    booked.hidden = false;
-  } catch (error) {
-    $("book-error").textContent = String(error.message || error);
-    $("book-error").hidden = false;
-  }
-});
-
 // ---- start --------------------------------------------------------------------------
 
 async function start() {
@@ -238,9 +196,11 @@ async function start() {
   $("zone").textContent = "Times in " + state.org.timeZone;
   const select = $("service");
   for (const { node } of state.org.services.edges) {
+    state.services.set(node.id, node);
     const option = document.createElement("option");
     option.value = node.id;
-    option.textContent = `${node.name} (${node.durationMinutes} min)`;
+    option.textContent = `${node.name} (${node.durationMinutes} min, ` +
+      (node.price ? money(node.price) : "free") + ")";
     select.append(option);
   }
   const wanted = params.get("service");
