@@ -25,17 +25,24 @@ from domain.booking.service import Policy
 from domain.booking.slot_lock import LocalSlotLock, RedisSlotLock
 from domain.payments import service as payments
 from domain.users import service as users
+from domain.users.oidc_client import providers_from_settings
+from domain.users.phone import PhoneCodes, code_key
+from domain.users.signing_keys import keys_for
+from domain.users.sms import channel_from_settings
 from domain.users.tokens import TokenSigner
 from infra.bus import EventBus
 from infra.database import create_engine, libpq_url, reader
 from infra.jobs import JobRunner, in_background_task
 from infra.lifecycle import Step, shut_down, stop_task
+from infra.mail import FileMailer
 from infra.outbox import Consumer, Row
+from infra.rate_limits import RateLimits, parse_figures
 from infra.relay import OutboxReader
 from infra.settings import Settings
 from realtime.hub import Hub
 from realtime.websocket import accept as accept_websocket
 from schema.root import schema
+from web.auth import AUTH_ROUTES
 from web.demo import DEMO_ROUTES
 from web.graphiql import GRAPHIQL_ROUTES
 from web.graphql_endpoint import GraphQLEndpoint, context_for, documents_for, format_error
@@ -53,7 +60,8 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
     settings = Settings.from_env()
     dsn = libpq_url(settings)
     engine = create_engine(dsn, pool_size=settings.database_pool_size)
-    secret = await users.jwt_secret(engine, settings.jwt_secret)
+    lifetime = settings.access_token_minutes * 60
+    keys = await keys_for(engine, settings.jwt_secret, lifetime)
     app.state.settings = settings
     app.state.engine = engine
     app.state.reader = reader(engine)
@@ -63,12 +71,22 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
         else None
     )
     app.state.slot_lock = RedisSlotLock(redis, settings.redis_prefix) if redis else LocalSlotLock()
+    app.state.rate_limits = RateLimits(
+        parse_figures(settings.rate_limits), redis, settings.redis_prefix
+    )
+    sms = channel_from_settings(settings)
+    app.state.phone_codes = PhoneCodes(
+        await code_key(engine, settings.jwt_secret), sms, settings.default_phone_region
+    )
+    if sms.name == "console":
+        log.warning("SMS_PROVIDER is console: phone sign-in codes go to this log, not to phones")
     app.state.policy = Policy(hold_seconds=settings.booking_hold_seconds)
     provider = payments.provider_from_settings(settings)
     app.state.payments = provider
-    app.state.signer = TokenSigner(
-        secret, settings.jwt_issuer, settings.jwt_audience, settings.access_token_minutes * 60
-    )
+    app.state.signer = TokenSigner(keys, settings.jwt_issuer, settings.jwt_audience, lifetime)
+    app.state.mailer = FileMailer(settings.mail_directory)
+    # Third-party sign-in: nothing fetched yet (discovery at each one's first sign-in).
+    app.state.identity_providers = providers_from_settings(settings)
     hub = Hub(
         schema=schema,
         reader=app.state.reader,
@@ -108,6 +126,7 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
             ("the payments settler", lambda: stop_task(settler)),
             ("realtime", hub.stop),
             ("the payment provider", provider.close),
+            ("the SMS provider", sms.close),
         ]
         if redis is not None:
             steps.append(("redis", redis.aclose))
@@ -219,6 +238,7 @@ starlette_app = Starlette(
         Route("/readyz", readyz),
         Route("/metrics", metrics),
         *WEBHOOK_ROUTES,
+        *AUTH_ROUTES,
         *GRAPHIQL_ROUTES,
         *DEMO_ROUTES,
     ],

@@ -13,6 +13,7 @@ from domain.availability import service as availability
 from domain.availability.records import WorkingHours
 from domain.users import service as users
 from domain.users.records import Role
+from domain.users.signing_keys import keys_for
 from domain.users.tokens import TokenSigner
 from infra.settings import Settings
 
@@ -38,11 +39,11 @@ def _next_christmas(today: date) -> date:
 
 async def seed(engine: AsyncEngine, settings: Settings) -> Demo:
     # Before the transaction: it takes a connection of its own.
-    secret = await users.jwt_secret(engine, settings.jwt_secret)
+    keys = await keys_for(engine, settings.jwt_secret, 60)
     async with engine.begin() as conn:
         if await users.organization_by_slug(conn, SLUG) is not None:
             return Demo(SLUG, OWNER_EMAIL, OWNER_PASSWORD, created=False)
-        signer = TokenSigner(secret, settings.jwt_issuer, settings.jwt_audience, 60)
+        signer = TokenSigner(keys, settings.jwt_issuer, settings.jwt_audience, 60)
         owner_id = await users.user_ids_by_email(conn, OWNER_EMAIL)
         if owner_id is None:
             session = await users.sign_up(

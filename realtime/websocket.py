@@ -34,6 +34,7 @@ from realtime.feeds import Operation
 from resolvers.availability import WindowRequest, window_request
 from schema.context import over_time_limit
 from schema.operation_limits import Prepared
+from web.client_ip import UNKNOWN, client_ip_of
 
 if TYPE_CHECKING:
     from realtime.hub import Hub
@@ -55,6 +56,7 @@ class Connection:
     __slots__ = (
         "abandoned",
         "acknowledged",
+        "client_ip",
         "closed",
         "closing",
         "disconnected",
@@ -72,9 +74,12 @@ class Connection:
         "writer",
     )
 
-    def __init__(self, receive: Receive, send: Send, hub: Hub, protocol: str) -> None:
+    def __init__(
+        self, receive: Receive, send: Send, hub: Hub, protocol: str, client_ip: str = UNKNOWN
+    ) -> None:
         # Plain ASGI, no Starlette WebSocket around it: less to keep per idle client.
         self.receive = receive
+        self.client_ip = client_ip  # what a mutation sent here counts as, for rate limits
         self.send = send
         self.disconnected = False
         self.hub = hub
@@ -210,7 +215,7 @@ class Connection:
 
     async def _handle(self, kind: str, message: dict[str, Any]) -> None:
         if kind == "connection_init":
-            self._init(message.get("payload"))
+            await self._init(message.get("payload"))
         elif kind in ("subscribe", "start"):
             if not self.acknowledged:
                 self.close(4401, "Unauthorized")
@@ -231,7 +236,7 @@ class Connection:
         else:
             self.close(4400, f"Unknown message type {kind!r}")
 
-    def _init(self, payload: object) -> None:
+    async def _init(self, payload: object) -> None:
         if self.initialised:
             self.close(4429, "Too many initialisation requests")
             return
@@ -247,7 +252,7 @@ class Connection:
             try:
                 if scheme.lower() != "bearer" or not token.strip():
                     raise TokenRejected("not a bearer token")
-                self.viewer = self.hub.signer.verify(token.strip()).user_id
+                self.viewer = (await self.hub.signer.verify(token.strip())).user_id
             except TokenRejected:
                 if self.legacy:
                     self._enqueue(
@@ -379,6 +384,7 @@ class Connection:
         in time like one over HTTP."""
         context = self.hub.context(self.viewer)
         context.prepared = prepared
+        context.client_ip = self.client_ip
         limit = context.settings.operation_timeout_seconds
         try:
             async with asyncio.timeout(limit):
@@ -413,8 +419,9 @@ async def accept(scope: Scope, receive: Receive, send: Send) -> Connection | Non
         )
         return None
     await send({"type": "websocket.accept", "subprotocol": protocol})
+    client_ip = client_ip_of(scope, scope["app"].state.settings.trusted_proxies)
     # Nothing of the handshake is read again (the token comes in connection_init), and
     # an idle subscriber should not keep it for hours: only what uvicorn logs stays.
     for key in ("headers", "state", "extensions", "app", "subprotocols", "raw_path"):
         scope.pop(key, None)
-    return Connection(receive, send, hub, protocol)
+    return Connection(receive, send, hub, protocol, client_ip)

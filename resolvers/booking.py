@@ -17,6 +17,7 @@ from domain.payments import service as payments
 from domain.users.records import MANAGERS
 from infra.ids import key_of
 from resolvers.access import viewer_role
+from resolvers.limited import rate_limited
 from resolvers.paging import page_info, page_size
 from schema.booking import (
     Booking,
@@ -69,6 +70,10 @@ async def hold_slot(info: Info, input: HoldSlotInput) -> HoldPayload:
 
 
 async def create_booking(info: Info, input: CreateBookingInput) -> BookingPayload:
+    # A guest books without an account: only their address keeps one from taking a
+    # whole calendar (docs/identity.md).
+    if info.context.viewer_id is None and (limited := await rate_limited(info, "guest_booking")):
+        return BookingPayload(errors=limited)
     staff_id, any_staff = _staff(input.staff_id)
     guest = input.guest
     request = booking.BookingRequest(

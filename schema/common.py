@@ -46,6 +46,10 @@ class UserError:
         description='The input field at fault, as a dotted path ("input.start"); null when none.'
     )
     message: str = strawberry.field(description="One human sentence, safe to show to an end user.")
+    retry_after_seconds: int | None = strawberry.field(
+        default=None,
+        description="RATE_LIMITED: the seconds to wait before trying again; null otherwise.",
+    )
 
     @classmethod
     def list_from(cls, error: DomainError) -> list[UserError]:

@@ -22,7 +22,10 @@ from domain.availability.live import LiveAvailability, Window
 from domain.booking.service import Policy
 from domain.booking.slot_lock import SlotLock
 from domain.payments.service import PaymentProvider
+from domain.users.phone import PhoneCodes
 from domain.users.tokens import TokenSigner
+from infra.mail import Mailer
+from infra.rate_limits import RateLimits
 from infra.settings import Settings
 from schema.operation_limits import Prepared
 
@@ -56,6 +59,11 @@ def over_time_limit(seconds: float) -> GraphQLError:
     return timed_out(f"The operation took longer than {seconds:g} s and was stopped.")
 
 
+def service_unavailable(message: str) -> GraphQLError:
+    """Something the operation needs (the SMS provider) cannot be reached now."""
+    return GraphQLError(message, extensions={"code": "SERVICE_UNAVAILABLE"})
+
+
 def invalid_argument(message: str, argument: str | None = None) -> GraphQLError:
     extensions: dict[str, object] = {"code": "INVALID_INPUT"}
     if argument:
@@ -70,6 +78,7 @@ class Context:
     engine: AsyncEngine
     reader: AsyncEngine  # the engine's pool, one statement per transaction
     signer: TokenSigner
+    mailer: Mailer
     settings: Settings
     share: ConnectionShare  # this request's connections, at most a few at once
     loaders: DataLoaders
@@ -78,7 +87,12 @@ class Context:
     payments: PaymentProvider
     live: LiveAvailability
     feeds: BookingChanges
+    rate_limits: RateLimits
+    phone_codes: PhoneCodes
     viewer_id: uuid.UUID | None = None
+    # Per-address rate limits count by it: the peer, or the client a trusted proxy names
+    # (web/client_ip.py); "unknown" where there is no peer (a subscription's event).
+    client_ip: str = "unknown"
     auth_failed: bool = False  # a bearer token was sent but is forged or expired
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
     # The live windows this request's answer was computed from (web/graphql_endpoint.py keeps the

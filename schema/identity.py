@@ -98,3 +98,30 @@ class SignInInput:
 class UpdateProfileInput:
     name: str | None = None
     phone: str | None = None
+
+
+@strawberry.type(
+    description="ok: a new verification link is on its way (none when the address is"
+    " verified already)."
+)
+class RequestEmailVerificationPayload:
+    ok: bool
+    errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type(
+    description="ok: the request was taken. The answer is the same whether or not an"
+    " account has this address; only an account's owner gets a message."
+)
+class RequestPasswordResetPayload:
+    ok: bool
+    errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type(
+    description="sent: a code is on its way to the number. The answer is the same whether"
+    " or not an account has this number."
+)
+class RequestPhoneCodePayload:
+    sent: bool
+    errors: list[UserError] = strawberry.field(default_factory=list)

@@ -24,7 +24,15 @@ from schema.catalog_inputs import (
 )
 from schema.common import Node
 from schema.direct_fields import use_direct_fields
-from schema.identity import AuthPayload, SignOutPayload, User, UserPayload
+from schema.identity import (
+    AuthPayload,
+    RequestEmailVerificationPayload,
+    RequestPasswordResetPayload,
+    RequestPhoneCodePayload,
+    SignOutPayload,
+    User,
+    UserPayload,
+)
 from schema.organization_settings import OrganizationSettingsPayload
 from schema.payment import Payment
 from schema.prepared import PreparedDocument, PreparedValidation
@@ -50,9 +58,48 @@ class Query:
 class Mutation:
     sign_up: AuthPayload = strawberry.mutation(resolver=identity.sign_up)
     sign_in: AuthPayload = strawberry.mutation(resolver=identity.sign_in)
+    exchange_sign_in_code: AuthPayload = strawberry.mutation(
+        resolver=identity.exchange_sign_in_code,
+        description="Third-party sign-in: the one-time code /auth/{provider}/callback put in"
+        " the SPA's URL (60 s, single use) for a session; codeVerifier when the sign-in"
+        " began with a code_challenge.",
+    )
     refresh_session: AuthPayload = strawberry.mutation(resolver=identity.refresh_session)
     sign_out: SignOutPayload = strawberry.mutation(resolver=identity.sign_out)
     update_profile: UserPayload = strawberry.mutation(resolver=identity.update_profile)
+    request_phone_code: RequestPhoneCodePayload = strawberry.mutation(
+        resolver=identity.request_phone_code,
+        description="Texts a 6-digit sign-in code to the number (E.164, or national with"
+        " DEFAULT_PHONE_REGION), valid 5 minutes; a new request replaces the last code.",
+    )
+    sign_in_with_phone: AuthPayload = strawberry.mutation(
+        resolver=identity.sign_in_with_phone,
+        description="The code from requestPhoneCode: signs in to the account of that number,"
+        " made on its first sign-in.",
+    )
+    sign_out_everywhere: SignOutPayload = strawberry.mutation(
+        resolver=identity.sign_out_everywhere,
+        description="Ends every session of the viewer (all refresh tokens); access tokens"
+        " already handed out work until they expire (minutes).",
+    )
+    request_email_verification: RequestEmailVerificationPayload = strawberry.mutation(
+        resolver=identity.request_email_verification,
+        description="Sends the viewer a new verification link (the older one stops working).",
+    )
+    verify_email: UserPayload = strawberry.mutation(
+        resolver=identity.verify_email,
+        description="The token from the verification link; signed in or not.",
+    )
+    request_password_reset: RequestPasswordResetPayload = strawberry.mutation(
+        resolver=identity.request_password_reset,
+        description="Sends a reset link if an account has this address; answers the same"
+        " either way.",
+    )
+    reset_password: AuthPayload = strawberry.mutation(
+        resolver=identity.reset_password,
+        description="The token from the reset link and the new password: ends every session"
+        " of the account and answers with a new one.",
+    )
 
     create_organization: OrganizationPayload = strawberry.mutation(
         resolver=catalog.create_organization

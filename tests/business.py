@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tests.conftest import GraphQLClient
+from tests.mailbox import verification_token
 
 PASSWORD = "a long enough passphrase"
 
@@ -71,12 +72,37 @@ class Business:
     staff_ids: list[str]
 
 
-async def sign_up(gql: GraphQLClient, email: str | None = None, name: str = "Test User") -> Person:
+VERIFY_EMAIL = """
+mutation($token: String!) {
+  verifyEmail(token: $token) { user { id email emailVerified } errors { code field message } }
+}"""
+
+
+async def sign_up(
+    gql: GraphQLClient,
+    email: str | None = None,
+    name: str = "Test User",
+    *,
+    verified: bool = False,
+) -> Person:
+    """A new account; `verified`: its owner then follows the link of the verification
+    mail (addStaff links only verified addresses)."""
     email = email or f"user-{uuid.uuid4().hex[:10]}@example.com"
     data = await gql.data(SIGN_UP, {"input": {"email": email, "password": PASSWORD, "name": name}})
     payload = data["signUp"]
     assert payload["errors"] == [], payload
-    return Person(payload["accessToken"], payload["refreshToken"], payload["user"]["id"], email)
+    person = Person(payload["accessToken"], payload["refreshToken"], payload["user"]["id"], email)
+    if verified:
+        await verify_email(gql, email)
+    return person
+
+
+async def verify_email(gql: GraphQLClient, email: str) -> dict[str, Any]:
+    """Follows the newest verification link sent to `email`: the payload's user."""
+    data = await gql.data(VERIFY_EMAIL, {"token": verification_token(email)})
+    assert data["verifyEmail"]["errors"] == [], data
+    user: dict[str, Any] = data["verifyEmail"]["user"]
+    return user
 
 
 async def payload(

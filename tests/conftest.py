@@ -14,6 +14,7 @@ import uuid
 import weakref
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -31,6 +32,7 @@ from infra.settings import ROOT
 
 ADMIN_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 IN_CI = os.environ.get("CI", "").lower() == "true"
+RATE_LIMITS_IN_TESTS = "off"
 
 
 def free_port() -> int:
@@ -126,10 +128,22 @@ class Server:
 
 
 @pytest.fixture(scope="session")
-async def server(database_url: str) -> AsyncIterator[Server]:
+def mail_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where every app of the session writes its mail (MAIL_DIR; tests/mailbox.py reads
+    it): the in-process server, and the processes tests start, which inherit it."""
+    directory = tmp_path_factory.mktemp("mail")
+    os.environ["MAIL_DIR"] = str(directory)
+    return directory
+
+
+@pytest.fixture(scope="session")
+async def server(database_url: str, mail_dir: Path) -> AsyncIterator[Server]:
     """The real app on a loopback port, in this event loop."""
     os.environ["DATABASE_URL"] = database_url
     os.environ.pop("JWT_SECRET", None)
+    # Every test's client is 127.0.0.1: per-address rate limits would make the suite's
+    # order matter. tests/test_rate_limits.py runs apps of its own with them on.
+    os.environ["RATE_LIMITS"] = RATE_LIMITS_IN_TESTS
     from app import app, starlette_app
 
     port = free_port()

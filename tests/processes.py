@@ -34,6 +34,7 @@ from infra.settings import ROOT
 from tests.conftest import (
     ADMIN_URL,
     IN_CI,
+    RATE_LIMITS_IN_TESTS,
     GraphQLClient,
     _admin,
     free_port,
@@ -60,6 +61,10 @@ APP_SETTINGS = (
     "STRIPE_WEBHOOK_SECRET",
     "STRIPE_API_BASE",
     "STRIPE_TIMEOUT_SECONDS",
+    "RATE_LIMITS",
+    "TRUSTED_PROXIES",
+    "SMS_PROVIDER",
+    "SMS_API_BASE",
 )
 
 
@@ -162,6 +167,7 @@ def app_environment(
     # Several of these beside the in-process server share one PostgreSQL (100
     # connections): a test's few requests at a time need no more than this.
     env.setdefault("DATABASE_POOL_SIZE", "10")
+    env["RATE_LIMITS"] = RATE_LIMITS_IN_TESTS  # as the in-process server; settings= may differ
     if redis_url is not None:
         env["REDIS_URL"] = redis_url
     if jwt_secret is not None:

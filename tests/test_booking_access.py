@@ -34,8 +34,8 @@ query($first: Int, $after: String, $status: [BookingStatus!]) {
 
 async def test_each_role_sees_exactly_what_it_may(gql: GraphQLClient, unique: str) -> None:
     biz = await create_business(gql, staff_count=2)
-    # The first staff member has an account: they see their own bookings.
-    staff_person = await sign_up(gql, email=f"staff-{unique}@example.com")
+    # The first staff member has an account (verified): they see their own bookings.
+    staff_person = await sign_up(gql, email=f"staff-{unique}@example.com", verified=True)
     linked = await payload(
         gql,
         ADD_STAFF,

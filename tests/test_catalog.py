@@ -14,6 +14,7 @@ from tests.business import (
     create_business,
     payload,
     sign_up,
+    verify_email,
 )
 from tests.conftest import GraphQLClient, Server
 from tests.race_helpers import codes
@@ -383,11 +384,13 @@ async def test_strangers_and_staff_are_forbidden(gql: GraphQLClient) -> None:
     assert len(staff["weeklySchedule"]) == 5
 
 
-async def test_staff_by_email_gets_a_membership_now_or_at_sign_up(
+async def test_staff_by_email_gets_a_membership_now_or_once_verified(
     gql: GraphQLClient, unique: str
 ) -> None:
+    """A verified account is linked at once; an address without one is linked when its
+    owner signs up and verifies it (tests/test_email_verification.py: every order)."""
     biz = await create_business(gql)
-    existing = await sign_up(gql)
+    existing = await sign_up(gql, verified=True)
     later_email = f"later-{unique}@example.com"
     for email in (existing.email, later_email):
         await payload(
@@ -401,6 +404,9 @@ async def test_staff_by_email_gets_a_membership_now_or_at_sign_up(
     now = await gql.data(memberships, token=existing.token)
     assert now["viewer"]["memberships"] == [{"role": "STAFF", "organization": {"id": biz.org_id}}]
     later = await sign_up(gql, email=later_email.upper())
+    unverified = await gql.data(memberships, token=later.token)
+    assert unverified["viewer"]["memberships"] == []
+    await verify_email(gql, later_email)
     then = await gql.data(memberships, token=later.token)
     assert then["viewer"]["memberships"] == [{"role": "STAFF", "organization": {"id": biz.org_id}}]
     # STAFF may not manage the organization.

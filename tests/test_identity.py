@@ -7,6 +7,8 @@ import time
 from joserfc import jwt
 from joserfc.jwk import OctKey
 
+from infra.ids import key_of
+from tests.access_tokens import claims, kid_of, sign, signing_keys
 from tests.business import PASSWORD, SIGN_UP, sign_up
 from tests.conftest import GraphQLClient, Server
 
@@ -141,43 +143,26 @@ async def test_forged_and_expired_tokens_are_unauthenticated(
         assert body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED", token
 
 
-async def test_expired_token_is_unauthenticated(gql: GraphQLClient, server: Server) -> None:
+async def test_expired_token_is_unauthenticated(gql: GraphQLClient, database_url: str) -> None:
     person = await sign_up(gql)
-    signer = server.app_state.signer
-    claims = signer.verify(person.token)
-    expired = jwt.encode(
-        {"alg": "HS256"},
-        {
-            "iss": signer.issuer,
-            "aud": signer.audience,
-            "sub": str(claims.user_id),
-            "iat": int(time.time()) - 3600,
-            "exp": int(time.time()) - 60,
-            "jti": "old",
-        },
-        signer._key,
-    )
+    kid = kid_of(person.token)
+    key = (await signing_keys(database_url))[kid]
+    header = {"alg": "HS256", "kid": kid}
+    subject = str(key_of(person.user_id, "User"))
+    now = int(time.time())
+    expired = sign(key, header, claims(subject, iat=now - 3600, exp=now - 60))
     body = await gql.raw(VIEWER, token=expired)
     assert body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
     # The same token with a fresh expiry is accepted: the expiry alone was refused.
-    fresh = jwt.encode(
-        {"alg": "HS256"},
-        {
-            "iss": signer.issuer,
-            "aud": signer.audience,
-            "sub": str(claims.user_id),
-            "iat": int(time.time()),
-            "exp": int(time.time()) + 60,
-            "jti": "new",
-        },
-        signer._key,
-    )
+    fresh = sign(key, header, claims(subject))
     assert (await gql.data(VIEWER, token=fresh))["viewer"]["email"] == person.email
 
 
-async def test_access_token_has_the_pinned_claims(gql: GraphQLClient, server: Server) -> None:
+async def test_access_token_has_the_pinned_claims(gql: GraphQLClient, database_url: str) -> None:
     person = await sign_up(gql)
-    decoded = jwt.decode(person.token, server.app_state.signer._key, algorithms=["HS256"])
+    key = (await signing_keys(database_url))[kid_of(person.token)]
+    decoded = jwt.decode(person.token, key, algorithms=["HS256"])
     assert decoded.header["alg"] == "HS256"
+    assert decoded.header["kid"] == kid_of(person.token)
     assert set(decoded.claims) >= {"iss", "aud", "exp", "iat", "sub", "jti"}
     assert decoded.claims["exp"] - decoded.claims["iat"] == 15 * 60

@@ -159,7 +159,7 @@ async def test_staff_strangers_and_anonymous_may_not_read_or_change_them(
     gql: GraphQLClient, unique: str
 ) -> None:
     biz = await create_business(gql)
-    staff = await sign_up(gql, email=f"staff-{unique}@example.com")
+    staff = await sign_up(gql, email=f"staff-{unique}@example.com", verified=True)
     await payload(
         gql,
         ADD_STAFF,

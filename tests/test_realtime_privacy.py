@@ -152,7 +152,7 @@ async def test_a_staff_member_moved_off_a_booking_stops_seeing_it(
     """The booking's staff member reads it live until the owner gives it to a colleague;
     then an error ends the subscription, and the new state never reaches them."""
     biz = await create_business(gql)
-    member = await sign_up(gql, name="Sam Staff")
+    member = await sign_up(gql, name="Sam Staff", verified=True)
     added = await payload(
         gql,
         ADD_STAFF,

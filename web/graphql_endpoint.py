@@ -40,6 +40,7 @@ from schema.operation_limits import (
     Limits,
     Prepared,
 )
+from web.client_ip import UNKNOWN, client_ip_of
 from web.graphiql import graphiql_html
 
 log = logging.getLogger("booking.graphql")
@@ -59,6 +60,7 @@ SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE"
 # Codes we raise on purpose; anything else reaching the client is a fault.
 PUBLIC_CODES = (
     frozenset({"UNAUTHENTICATED", "FORBIDDEN", "INVALID_INPUT", "NOT_FOUND", TIMEOUT})
+    | {SERVICE_UNAVAILABLE, "RATE_LIMITED"}
     | REQUEST_ERROR_CODES
 )
 # What the database (or the network to it) being away looks like: not a fault of ours
@@ -99,13 +101,13 @@ def _public_code(error: GraphQLError) -> str | None:
     return None
 
 
-def authenticate(context: Context, signer: TokenSigner, header: str) -> None:
+async def authenticate(context: Context, signer: TokenSigner, header: str) -> None:
     """A missing token is anonymous; a bad or expired one fails the whole request."""
     scheme, _, token = header.partition(" ")
     try:
         if scheme.lower() != "bearer" or not token.strip():
             raise TokenRejected("not a bearer token")
-        context.viewer_id = signer.verify(token.strip()).user_id
+        context.viewer_id = (await signer.verify(token.strip())).user_id
     except TokenRejected:
         context.auth_failed = True
 
@@ -132,7 +134,7 @@ def format_error(error: GraphQLError, request_id: str | None = None) -> dict[str
     if code is not None:
         formatted["extensions"] = {"code": code}
         if error.extensions:
-            for name in ("field", "limit", "figure", "max"):
+            for name in ("field", "limit", "figure", "max", "retryAfterSeconds"):
                 if name in error.extensions:
                     formatted["extensions"][name] = error.extensions[name]
         log.info("%s %s at %s: %s", request_id or "-", code, error.path or "-", error.message)
@@ -194,6 +196,7 @@ def context_for(
         engine=state.engine,
         reader=state.reader,
         signer=state.signer,
+        mailer=state.mailer,
         settings=state.settings,
         share=share,
         loaders=DataLoaders.create(share),
@@ -202,7 +205,15 @@ def context_for(
         payments=state.payments,
         live=state.live,
         feeds=state.realtime.feeds,
+        rate_limits=state.rate_limits,
+        phone_codes=state.phone_codes,
         viewer_id=viewer,
+        # Once per request: per-address rate limits count by it.
+        client_ip=(
+            client_ip_of(request.scope, state.settings.trusted_proxies)
+            if request is not None
+            else UNKNOWN
+        ),
     )
 
 
@@ -242,7 +253,7 @@ class GraphQLEndpoint(GraphQL[Context, None]):
         request.state.request_id = given if REQUEST_ID.fullmatch(given) else uuid.uuid4().hex[:16]
         header = request.headers.get("authorization")
         if header:
-            authenticate(context, state.signer, header)
+            await authenticate(context, state.signer, header)
         return context
 
     async def execute_single(

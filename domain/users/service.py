@@ -2,45 +2,36 @@
 
 from __future__ import annotations
 
-import secrets
 import uuid
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import RowMapping
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain import events
 from domain.errors import DomainError, ErrorCode, Problems
 from domain.kept import KeptRecords
+from domain.users.accounts import users_by_id as users_by_id
+from domain.users.email_tokens import (
+    request_email_verification as request_email_verification,
+)
+from domain.users.email_tokens import request_password_reset as request_password_reset
+from domain.users.email_tokens import reset_password as reset_password
+from domain.users.email_tokens import verify_email as verify_email
 from domain.users.passwords import hash_password, password_problem, verify_password
 from domain.users.records import MANAGERS, Membership, Organization, Role, Session, User
-from domain.users.tables import (
-    invitations,
-    memberships,
-    organizations,
-    refresh_tokens,
-    server_secrets,
-    users,
-)
-from domain.users.tokens import TokenSigner, hash_refresh_token, new_refresh_token
+from domain.users.sessions import REFRESH_LIFETIME as REFRESH_LIFETIME
+from domain.users.sessions import open_session as open_session
+from domain.users.sessions import refresh_session as refresh_session
+from domain.users.sessions import sign_out as sign_out
+from domain.users.sessions import sign_out_everywhere as sign_out_everywhere
+from domain.users.tables import invitations, memberships, organizations, users
+from domain.users.tokens import TokenSigner
 from domain.validation import is_currency, is_email, is_phone, is_slug, is_time_zone
 from infra.database import driver
 from infra.ids import uuid7
-
-REFRESH_LIFETIME = timedelta(days=30)
-
-
-def _user(row: RowMapping) -> User:
-    return User(
-        id=row["id"],
-        email=row["email"],
-        phone=row["phone"],
-        name=row["name"],
-        email_verified=row["email_verified"],
-    )
 
 
 def _organization(row: RowMapping) -> Organization:
@@ -54,23 +45,6 @@ def _organization(row: RowMapping) -> Organization:
         free_cancellation_hours=row["free_cancellation_hours"],
         late_cancellation_refund_percent=row["late_cancellation_refund_percent"],
     )
-
-
-async def jwt_secret(engine: AsyncEngine, configured: str | None) -> str:
-    """JWT_SECRET, or one generated once and kept in the database for every process."""
-    if configured:
-        return configured
-    async with engine.begin() as conn:
-        await conn.execute(
-            pg_insert(server_secrets)
-            .values(name="jwt", value=secrets.token_urlsafe(48))
-            .on_conflict_do_nothing()
-        )
-        value = await conn.scalar(
-            select(server_secrets.c.value).where(server_secrets.c.name == "jwt")
-        )
-    assert isinstance(value, str)
-    return value
 
 
 # ---- identity -----------------------------------------------------------------------------
@@ -122,21 +96,9 @@ async def sign_up(
         raise DomainError(
             ErrorCode.EMAIL_TAKEN, "An account with this e-mail exists already.", "input.email"
         )
-    # Memberships waiting for this e-mail (addStaff before the person signed up).
-    pending = (
-        await conn.execute(
-            invitations.delete()
-            .where(invitations.c.email == email)
-            .returning(invitations.c.organization_id, invitations.c.role)
-        )
-    ).all()
-    if pending:
-        await conn.execute(
-            pg_insert(memberships)
-            .values([{"organization_id": o, "user_id": user_id, "role": r} for o, r in pending])
-            .on_conflict_do_nothing()
-        )
-    return await _open_session(conn, signer, user_id, uuid7())
+    # Memberships waiting for this e-mail (addStaff before the person signed up) are
+    # theirs once they verify it (email_tokens.verify_email), not before.
+    return await open_session(conn, signer, user_id)
 
 
 async def sign_in(conn: AsyncConnection, signer: TokenSigner, email: str, password: str) -> Session:
@@ -147,78 +109,7 @@ async def sign_in(conn: AsyncConnection, signer: TokenSigner, email: str, passwo
     ).first()
     if not await verify_password(row.password_hash if row else None, password) or row is None:
         raise DomainError(ErrorCode.INVALID_CREDENTIALS, "The e-mail or password is wrong.")
-    return await _open_session(conn, signer, row.id, uuid7())
-
-
-async def _open_session(
-    conn: AsyncConnection, signer: TokenSigner, user_id: uuid.UUID, family_id: uuid.UUID
-) -> Session:
-    token, token_hash = new_refresh_token()
-    await conn.execute(
-        insert(refresh_tokens).values(
-            token_hash=token_hash,
-            family_id=family_id,
-            user_id=user_id,
-            expires_at=datetime.now(UTC) + REFRESH_LIFETIME,
-        )
-    )
-    access, expires = signer.issue(user_id)
-    user = (await users_by_id(conn, [user_id]))[user_id]
-    return Session(
-        user=user,
-        access_token=access,
-        access_token_expires_at=datetime.fromtimestamp(expires, UTC),
-        refresh_token=token,
-    )
-
-
-async def refresh_session(
-    conn: AsyncConnection, signer: TokenSigner, token: str
-) -> Session | DomainError:
-    """Single use: retires `token` and opens the next one of its family. Presenting a
-    retired token again means it leaked: the whole family is revoked. The refusal is
-    returned, not raised, so the caller commits the revocation."""
-    token_hash = hash_refresh_token(token)
-    now = func.now()
-    row = (
-        await conn.execute(
-            update(refresh_tokens)
-            .where(
-                refresh_tokens.c.token_hash == token_hash,
-                refresh_tokens.c.retired_at.is_(None),
-                refresh_tokens.c.revoked_at.is_(None),
-                refresh_tokens.c.expires_at > now,
-            )
-            .values(retired_at=now)
-            .returning(refresh_tokens.c.user_id, refresh_tokens.c.family_id)
-        )
-    ).first()
-    if row is None:
-        await _revoke_family_of(conn, token_hash)
-        return DomainError(
-            ErrorCode.TOKEN_INVALID, "This session has ended; sign in again.", "refreshToken"
-        )
-    return await _open_session(conn, signer, row.user_id, row.family_id)
-
-
-async def _revoke_family_of(conn: AsyncConnection, token_hash: bytes) -> bool:
-    family = await conn.scalar(
-        select(refresh_tokens.c.family_id).where(refresh_tokens.c.token_hash == token_hash)
-    )
-    if family is None:
-        return False
-    await conn.execute(
-        update(refresh_tokens)
-        .where(refresh_tokens.c.family_id == family, refresh_tokens.c.revoked_at.is_(None))
-        .values(revoked_at=func.now())
-    )
-    return True
-
-
-async def sign_out(conn: AsyncConnection, token: str) -> None:
-    """Ends the session family of `token` (every refresh token it produced)."""
-    if not await _revoke_family_of(conn, hash_refresh_token(token)):
-        raise DomainError(ErrorCode.TOKEN_INVALID, "This session is not known.", "refreshToken")
+    return await open_session(conn, signer, row.id)
 
 
 async def update_profile(
@@ -236,11 +127,6 @@ async def update_profile(
     if values:
         await conn.execute(update(users).where(users.c.id == user_id).values(**values))
     return (await users_by_id(conn, [user_id]))[user_id]
-
-
-async def users_by_id(conn: AsyncConnection, ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, User]:
-    rows = (await conn.execute(select(users).where(users.c.id.in_(list(ids))))).mappings()
-    return {row["id"]: _user(row) for row in rows}
 
 
 async def user_ids_by_email(conn: AsyncConnection, email: str) -> uuid.UUID | None:
@@ -448,10 +334,14 @@ async def require_manager(conn: AsyncConnection, user_id: uuid.UUID, org_id: uui
 async def invite(
     conn: AsyncConnection, org_id: uuid.UUID, email: str, role: Role
 ) -> uuid.UUID | None:
-    """Gives the user with `email` the role now, or when they sign up. Returns their id
-    when they have an account. An existing higher role is kept."""
+    """Gives the user with `email` the role now if they have verified that address, or
+    else once they verify it (email_tokens.verify_email): an account someone opened
+    with another person's address gets nothing. Returns the user's id when linked now.
+    An existing higher role is kept."""
     email = email.strip().lower()
-    user_id = await user_ids_by_email(conn, email)
+    user_id: uuid.UUID | None = await conn.scalar(
+        select(users.c.id).where(users.c.email == email, users.c.email_verified)
+    )
     if user_id is None:
         await conn.execute(
             pg_insert(invitations)

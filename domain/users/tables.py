@@ -23,11 +23,13 @@ users = Table(
     metadata,
     Column("id", Uuid, primary_key=True),
     Column("email", Text, unique=True),  # stored lower-cased
-    Column("phone", Text),
+    Column("phone", Text),  # the profile's, as typed in: proves nothing
     Column("name", Text, nullable=False),
     Column("password_hash", Text),
     Column("email_verified", Boolean, nullable=False, server_default="false"),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    # The number a phone code proved (E.164): phone sign-in finds the account by it.
+    Column("verified_phone", Text, unique=True),
 )
 
 refresh_tokens = Table(
@@ -35,7 +37,8 @@ refresh_tokens = Table(
     metadata,
     Column("token_hash", LargeBinary, primary_key=True),  # sha256 of the opaque token
     Column("family_id", Uuid, nullable=False, index=True),
-    Column("user_id", Uuid, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    # Indexed: signOutEverywhere and a password reset revoke every token of a user.
+    Column("user_id", Uuid, ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("expires_at", DateTime(timezone=True), nullable=False),
     Column("retired_at", DateTime(timezone=True)),  # used once, or signed out
@@ -100,4 +103,81 @@ invitations = Table(
     Column("email", Text, primary_key=True),
     Column("role", Text, nullable=False),
     CheckConstraint("role in ('OWNER', 'ADMIN', 'STAFF')", name="role_known"),
+)
+
+# Single-use links sent by e-mail (verification, password reset); only their hash is
+# kept. `email`: the address it was sent to, the one a verification proves.
+email_tokens = Table(
+    "email_tokens",
+    metadata,
+    Column("token_hash", LargeBinary, primary_key=True),  # sha256 of the token
+    Column("user_id", Uuid, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("purpose", Text, nullable=False),
+    Column("email", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("used_at", DateTime(timezone=True)),  # used, or superseded by a newer one
+    CheckConstraint("purpose in ('verify_email', 'reset_password')", name="purpose_known"),
+)
+
+# Keys that sign access tokens (JWT header `kid`): the newest signs, a retired one
+# still verifies the tokens it signed until they expire. Unused when JWT_SECRET is set.
+signing_keys = Table(
+    "signing_keys",
+    metadata,
+    Column("kid", Text, primary_key=True),
+    Column("secret", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("retired_at", DateTime(timezone=True)),
+)
+
+# Third-party sign-in (domain/users/external.py): who a provider says signed in, by its
+# stable subject; the account it is linked to. `email`: what the provider said last.
+external_identities = Table(
+    "external_identities",
+    metadata,
+    Column("provider", Text, primary_key=True),  # OIDC_PROVIDERS' name: google, github ...
+    Column("subject", Text, primary_key=True),
+    Column("user_id", Uuid, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("email", Text),
+    Column("email_verified", Boolean, nullable=False, server_default="false"),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("last_sign_in_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+# Third-party sign-ins under way, by the sha256 of their `state` (sign_in_states.py).
+sign_in_states = Table(
+    "sign_in_states",
+    metadata,
+    Column("state_hash", LargeBinary, primary_key=True),
+    Column("provider", Text, nullable=False),
+    Column("redirect_uri", Text, nullable=False),
+    Column("callback_uri", Text, nullable=False),
+    Column("code_verifier", Text, nullable=False),
+    Column("nonce", Text),
+    Column("client_challenge", Text),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+)
+
+# One-time codes the callback hands the SPA for exchangeSignInCode, by their sha256.
+sign_in_codes = Table(
+    "sign_in_codes",
+    metadata,
+    Column("code_hash", LargeBinary, primary_key=True),
+    Column("user_id", Uuid, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("client_challenge", Text),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+)
+
+# Phone sign-in: at most one live code per number (a new request replaces it), kept as
+# HMAC-SHA256 under a server key; `attempts`: wrong codes tried so far (5 end it).
+phone_codes = Table(
+    "phone_codes",
+    metadata,
+    Column("phone", Text, primary_key=True),  # E.164
+    Column("code_hash", LargeBinary, nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("expires_at", DateTime(timezone=True), nullable=False, index=True),
+    CheckConstraint("attempts BETWEEN 0 AND 5", name="attempts_range"),
 )

@@ -1,0 +1,72 @@
+"""Outgoing e-mail: the `Mailer` interface and the sender used until SMTP is configured.
+
+`FileMailer` delivers nothing: it writes each message as an `.eml` file (any mail
+client opens one) under MAIL_DIR and logs where, so a developer follows the links in
+them, and tests read them as a user reads their inbox. The notifications part adds an
+SMTP sender behind the same interface.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
+from pathlib import Path
+from typing import Protocol
+
+log = logging.getLogger("booking.mail")
+
+
+class Mailer(Protocol):
+    async def send(self, message: EmailMessage) -> None: ...
+
+
+def compose(sender: str, to: str, subject: str, text: str) -> EmailMessage:
+    message = EmailMessage()
+    message["From"] = sender
+    message["To"] = to
+    message["Subject"] = subject
+    message["Date"] = format_datetime(datetime.now(UTC))
+    message["Message-ID"] = make_msgid(domain="booking.local")
+    message.set_content(text)
+    return message
+
+
+class FileMailer:
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    async def send(self, message: EmailMessage) -> None:
+        path = await asyncio.to_thread(self._write, message)
+        # WARNING, not INFO: visible under uvicorn's default logging, and true: the
+        # message was not delivered, only written down.
+        log.warning("mail to %s not sent (no SMTP): written to %s", message["To"], path)
+
+    def _write(self, message: EmailMessage) -> Path:
+        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # Names sort in the order written; the random part keeps processes apart.
+        name = f"{datetime.now(UTC):%Y%m%dT%H%M%S%f}-{secrets.token_hex(4)}.eml"
+        path = self.directory / name
+        partial = self.directory / f".{name}.partial"
+        # Owner-only: the links in these messages are secrets until used. Renamed
+        # into place whole, so a reader never sees half a message.
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as file:
+            file.write(message.as_bytes())
+        partial.rename(path)
+        return path
+
+
+async def deliver(mailer: Mailer, message: EmailMessage | None) -> None:
+    """Sends `message` (None: nothing to send). A failure is logged, not raised: the
+    change the message announces has committed, and the user can ask for it again."""
+    if message is None:
+        return
+    try:
+        await mailer.send(message)
+    except Exception:  # whatever broke, the answer (committed) stands
+        log.exception("mail to %s could not be sent", message["To"])
