@@ -11,22 +11,33 @@ Two server set-ups run one after the other on that database:
   * two `uvicorn app:app` processes with REDIS_URL and a REDIS_PREFIX unique to this
     run, the client alternating requests between them.
 
-In each, two measurements:
+In each, with the offline payment provider (no STRIPE_SECRET_KEY), two measurements:
   1. Uncontended createBooking at 1, 8 and 32 concurrent clients, next to
      `{ __typename }` at the same concurrency on the same server(s), both driven by wrk
      (bench/loadgen.py: C, installed with apt-get when missing) for SECONDS each: every
      request books a slot nobody else asks for (its own staff member x day x start),
      with its own idempotency key, signed in as one of a pool of customers; the bodies
      and tokens are generated beforehand and the wrk script sends them in turn. With two
-     processes, wrk's two threads each drive one of them.
+     processes, wrk's two threads each drive one of them. The same is then timed for a
+     paid service (PRICE > 0) of a business of its own: the payment saga (the booking
+     PENDING_PAYMENT with its payment row, then the provider's intent) in each request.
   2. The race: 1,000 createBooking attempts on 10 one-to-one slots (100 each), shuffled
      and fired with RACE_IN_FLIGHT requests in flight from many customers. Exactly 10
      must win (checked with plain SQL), every loser must be SLOT_UNAVAILABLE, no 5xx.
      Its client is one Python process: each concurrent user has its own
      httpx.AsyncClient with one keep-alive connection per server.
+Then the same number of server processes again, configured for Stripe (STRIPE_SECRET_KEY,
+STRIPE_API_BASE) against the tests' Stripe stand-in (tests/stripe_standin.py) run as a
+process of its own (bench/stripe_standin.py): `{ __typename }` and paid createBooking at
+the same levels, the real `stripe` library making each intent over loopback HTTP.
 
-The clients share the machine's CPUs with the server(s) and PostgreSQL, which the output
-states, with the CPU each of them used.
+Every answered paid booking must be PENDING_PAYMENT with an open payment of the right
+provider and its client secret (wrk's marker); afterwards PostgreSQL must hold as many
+bookings as were answered (plus at most those in flight when wrk stopped), one payment
+row per paid booking, and (Stripe) no more intents made than payments.
+
+The clients share the machine's CPUs with the server(s), PostgreSQL and the Stripe
+stand-in, which the output states, with the CPU each of them used.
 """
 
 from __future__ import annotations
@@ -39,6 +50,7 @@ import random
 import signal
 import statistics
 import sys
+import tempfile
 import time
 import uuid
 from collections import Counter
@@ -109,6 +121,12 @@ AIM = 0.35  # the product's aim: createBooking req/s >= 35% of `{ __typename }`'
 assert (BODIES_PER_RUN + BODIES_PER_RUN // 4) * len(LEVELS) <= STAFF * DAYS * STARTS_PER_DAY
 MARKER_BOOKED = '"createBooking":{"booking":{"id"'
 MARKER_TYPENAME = '"__typename":"Query"'
+PRICE = 4500  # minor units (EUR 45.00): a price makes every booking of the service paid
+# The Stripe set-up's settings (STRIPE_API_BASE: the stand-in's); every other set-up
+# gets them empty, which counts as unset, so an inherited key cannot turn it to Stripe.
+STRIPE_SETTINGS = {"STRIPE_SECRET_KEY": "sk_test_bench", "STRIPE_WEBHOOK_SECRET": "whsec_bench"}
+OFFLINE_SETTINGS = {name: "" for name in (*STRIPE_SETTINGS, "STRIPE_API_BASE")}
+PAID_PROVIDERS = ("offline", "stripe")
 
 RACE_STAFF = 5  # 10 slots: 5 staff x 2 back-to-back starts
 RACE_STARTS = ((10, 0), (10, 30))
@@ -123,7 +141,49 @@ mutation($input: CreateBookingInput!) {
     errors { code field message }
   }
 }"""
+# What an SPA asks of a paid booking: its status and the client secret for Stripe.js.
+CREATE_PAID_BOOKING = """
+mutation($input: CreateBookingInput!) {
+  createBooking(input: $input) {
+    booking {
+      id status payment { status provider clientSecret }
+      reference start end price { amount currency } staff { id }
+    }
+    errors { code field message }
+  }
+}"""
 ACTIVE = ["PENDING_PAYMENT", "PENDING_CONFIRMATION", "CONFIRMED"]
+
+
+@dataclass(frozen=True, slots=True)
+class Kind:
+    """What a createBooking run books: a free service, or a paid one through a provider."""
+
+    name: str
+    provider: str | None  # payments.provider of every booking made; None: free
+    query: str
+    marker: str  # in every good answer (wrk counts the others as bad)
+
+    @property
+    def paid(self) -> bool:
+        return self.provider is not None
+
+
+def paid_marker(provider: str, secret_prefix: str) -> str:
+    """The answer of a paid booking whose intent was made (the fields in query order)."""
+    return (
+        '"status":"PENDING_PAYMENT","payment":{"status":"REQUIRES_PAYMENT",'
+        f'"provider":"{provider}","clientSecret":"{secret_prefix}'
+    )
+
+
+FREE = Kind("free", None, CREATE_BOOKING, MARKER_BOOKED)
+PAID_OFFLINE = Kind(
+    "paid, offline", "offline", CREATE_PAID_BOOKING, paid_marker("offline", "offline_pi_")
+)
+PAID_STRIPE = Kind(
+    "paid, Stripe stand-in", "stripe", CREATE_PAID_BOOKING, paid_marker("stripe", "pi_")
+)
 
 
 # ---- servers --------------------------------------------------------------------------------
@@ -141,22 +201,75 @@ class Setup:
     label: str
     servers: list[Server]
     redis_prefix: str | None = None
+    provider: str = "offline"  # the payment provider the servers are configured with
 
 
 @asynccontextmanager
-async def running_setup(database_url: str, processes: int) -> AsyncIterator[Setup]:
+async def running_setup(
+    database_url: str, processes: int, stripe_api: str | None = None
+) -> AsyncIterator[Setup]:
+    """The server(s), with the offline payment provider, or with Stripe at `stripe_api`."""
+    payments = OFFLINE_SETTINGS
+    if stripe_api is not None:
+        payments = {**STRIPE_SETTINGS, "STRIPE_API_BASE": stripe_api}
+    provider = "offline" if stripe_api is None else "stripe"
     async with AsyncExitStack() as stack:
         if processes == 1:
-            server = await stack.enter_async_context(uvicorn_process(database_url, {}))
-            yield Setup("1 process", [server])
+            server = await stack.enter_async_context(uvicorn_process(database_url, payments))
+            yield Setup("1 process", [server], provider=provider)
             return
         prefix = f"bench-{uuid.uuid4()}:"
-        env = {"REDIS_URL": REDIS_URL, "REDIS_PREFIX": prefix}
+        env = {"REDIS_URL": REDIS_URL, "REDIS_PREFIX": prefix, **payments}
         servers = [
             await stack.enter_async_context(uvicorn_process(database_url, env))
             for _ in range(processes)
         ]
-        yield Setup(f"{processes} processes + Redis", servers, prefix)
+        yield Setup(f"{processes} processes + Redis", servers, prefix, provider)
+
+
+@dataclass(slots=True)
+class StandIn:
+    """The Stripe stand-in's process (bench/stripe_standin.py)."""
+
+    base_url: str
+    pid: int
+    stats: dict[str, Any] = field(default_factory=dict)  # what it printed when stopped
+
+
+@asynccontextmanager
+async def running_stripe_standin() -> AsyncIterator[StandIn]:
+    argv = [sys.executable, "-m", "bench.stripe_standin"]
+    with tempfile.TemporaryFile() as log:
+        process = await asyncio.create_subprocess_exec(
+            *argv,
+            cwd=ROOT,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=log,
+        )
+        assert process.stdout is not None
+        stand_in: StandIn | None = None
+        try:
+            line = await asyncio.wait_for(process.stdout.readline(), timeout=60)
+            if not line.startswith(b"READY "):
+                log.seek(0)
+                raise RuntimeError(
+                    f"the Stripe stand-in did not start: {line!r}\n"
+                    + log.read().decode(errors="replace")
+                )
+            stand_in = StandIn(line.decode().split()[1], process.pid)
+            yield stand_in
+        finally:
+            if process.returncode is None:
+                process.terminate()  # it prints its figures and exits
+            try:
+                out, _ = await asyncio.wait_for(process.communicate(), timeout=15)
+            except TimeoutError:
+                process.kill()
+                out, _ = await process.communicate()
+            for text in out.decode(errors="replace").splitlines():
+                if text.startswith("STATS ") and stand_in is not None:
+                    stand_in.stats = orjson.loads(text[len("STATS ") :])
 
 
 class Clients:
@@ -197,6 +310,7 @@ class Cpu:
     # A difference of readings between which backends came or went: the CPU of a
     # backend that closed before the second reading is (partly) missing.
     postgres_partial: bool = False
+    standin: float = 0.0  # the Stripe stand-in's process, when there is one
 
     def __sub__(self, other: Cpu) -> Cpu:
         return Cpu(
@@ -204,6 +318,7 @@ class Cpu:
             self.postgres - other.postgres,
             self.client - other.client,
             postgres_partial=self.backends != other.backends,
+            standin=self.standin - other.standin,
         )
 
     def per_request(self, requests: int) -> Cpu:
@@ -212,6 +327,7 @@ class Cpu:
             self.postgres * 1000 / requests,
             self.client * 1000 / requests,
             postgres_partial=self.postgres_partial,
+            standin=self.standin * 1000 / requests,
         )
 
 
@@ -221,8 +337,11 @@ def cpu_seconds(process: psutil.Process) -> float:
 
 
 class CpuMeter:
-    def __init__(self, servers: Sequence[Server], database_url: str) -> None:
+    def __init__(
+        self, servers: Sequence[Server], database_url: str, standin: StandIn | None = None
+    ) -> None:
         self.servers = [psutil.Process(s.pid) for s in servers]
+        self.standin = psutil.Process(standin.pid) if standin is not None else None
         self.database = urlsplit(database_url).path.lstrip("/")
         self.me = psutil.Process()
         self.seen: dict[int, float] = {}  # backend pid -> CPU seconds at the last reading
@@ -247,7 +366,8 @@ class CpuMeter:
     def read(self) -> Cpu:
         postgres, alive = self._postgres()
         server = sum(cpu_seconds(p) for p in self.servers)
-        return Cpu(server, postgres, cpu_seconds(self.me), alive)
+        standin = cpu_seconds(self.standin) if self.standin is not None else 0.0
+        return Cpu(server, postgres, cpu_seconds(self.me), alive, standin=standin)
 
 
 # ---- seeding --------------------------------------------------------------------------------
@@ -259,14 +379,13 @@ class Business:
     staff_ids: list[str]
 
 
-async def create_business(api: Api, token: str, staff_count: int) -> Business:
+async def create_business(api: Api, token: str, staff_count: int, price: int = 0) -> Business:
     slug = f"bench-{uuid.uuid4().hex[:10]}"
     org_input = {"name": "Bench Clinic", "slug": slug, "timeZone": ZONE, "currency": "EUR"}
     org = await api.mutate(CREATE_ORG, "createOrganization", org_input, token)
     org_id: str = org["organization"]["id"]
-    service = await api.mutate(
-        CREATE_SERVICE, "createService", {"organizationId": org_id, **SERVICE}, token
-    )
+    service_input = {"organizationId": org_id, **SERVICE, "priceAmount": price}
+    service = await api.mutate(CREATE_SERVICE, "createService", service_input, token)
     service_id: str = service["service"]["id"]
 
     async def add(i: int) -> str:
@@ -297,9 +416,11 @@ def local_start(day: date, minutes: int) -> datetime:
     return datetime(day.year, day.month, day.day, tzinfo=BERLIN) + timedelta(minutes=minutes)
 
 
-def booking_body(service_id: str, staff_id: str, start: datetime) -> bytes:
+def booking_body(
+    service_id: str, staff_id: str, start: datetime, query: str = CREATE_BOOKING
+) -> bytes:
     return request_body(
-        CREATE_BOOKING,
+        query,
         {
             "input": {
                 "serviceId": service_id,
@@ -311,14 +432,16 @@ def booking_body(service_id: str, staff_id: str, start: datetime) -> bytes:
     )
 
 
-def free_slot_bodies(business: Business, first_day: date) -> Iterator[bytes]:
+def free_slot_bodies(
+    business: Business, first_day: date, query: str = CREATE_BOOKING
+) -> Iterator[bytes]:
     """One body per distinct slot of the pool, ordered so that consecutive requests
     name different staff members (then different days, then different starts)."""
     for i in range(STAFF * DAYS * STARTS_PER_DAY):
         staff, rest = i % STAFF, i // STAFF
         day, start = rest % DAYS, rest // DAYS
         when = local_start(first_day + timedelta(days=day), OPEN * 60 + 30 * start)
-        yield booking_body(business.service_id, business.staff_ids[staff], when)
+        yield booking_body(business.service_id, business.staff_ids[staff], when, query)
 
 
 # ---- measuring ------------------------------------------------------------------------------
@@ -448,6 +571,7 @@ class Level:
     clients: int
     typename: Phase
     booking: Phase
+    kind: Kind = FREE
 
     @property
     def ratio(self) -> float:
@@ -496,35 +620,56 @@ class Profiler:
 
 
 async def phase(
-    meter: CpuMeter, urls: Sequence[str], requests: Sequence[Request], clients: int, marker: str
+    meter: CpuMeter,
+    urls: Sequence[str],
+    requests: Sequence[Request],
+    clients: int,
+    marker: str,
+    seconds: int,
 ) -> tuple[Load, Phase]:
     """One timed wrk run: its answers, and its throughput, latency and CPU per request
     (the client's being wrk's)."""
     before = meter.read()
-    load = await wrk(urls, requests, connections=clients, seconds=SECONDS, marker=marker)
+    load = await wrk(urls, requests, connections=clients, seconds=seconds, marker=marker)
     used = meter.read() - before
-    cpu = Cpu(used.server, used.postgres, load.client_cpu, postgres_partial=used.postgres_partial)
+    cpu = Cpu(
+        used.server,
+        used.postgres,
+        load.client_cpu,
+        postgres_partial=used.postgres_partial,
+        standin=used.standin,
+    )
     n = max(load.requests, 1)
     return load, Phase(load.requests, load.seconds, load.p50_ms, load.p95_ms, cpu.per_request(n))
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """One wrk run whose answers are to be checked; `kind` None for `{ __typename }`."""
+
+    name: str
+    kind: Kind | None
+    load: Load
 
 
 async def uncontended(
     setup: Setup,
     meter: CpuMeter,
-    bodies: Iterator[bytes],
+    kinds: Sequence[tuple[Kind, Iterator[bytes]]],
     tokens: Sequence[str],
     profiler: Profiler,
-) -> tuple[list[Level], list[tuple[str, Load]]]:
-    """Every level: `{ __typename }` then createBooking, timed; the levels, and every
-    wrk run (named) whose answers are to be checked."""
+    seconds: int,
+) -> tuple[list[Level], list[Run]]:
+    """Every level: `{ __typename }`, then createBooking of each kind (its bodies drawn
+    from its iterator), timed; the levels, and every wrk run."""
     pool = tokens[:POOL]
     urls = [s.base_url for s in setup.servers]
     typename = [Request(request_body(TYPENAME))] * len(urls)  # one per wrk thread
     levels: list[Level] = []
-    runs: list[tuple[str, Load]] = []
+    runs: list[Run] = []
     counter = 0
 
-    def bookings(count: int) -> list[Request]:
+    def bookings(bodies: Iterator[bytes], count: int) -> list[Request]:
         nonlocal counter
         batch = [Request(next(bodies), pool[(counter + i) % len(pool)]) for i in range(count)]
         counter += count
@@ -533,47 +678,150 @@ async def uncontended(
     for concurrency in LEVELS:
         # Untimed: opens the connections and wakes the server up; the bookings grow each
         # server's PostgreSQL pool to this concurrency and prepare the statements on
-        # every connection, as a server that has been up a while.
+        # every connection, as a server that has been up a while. Each kind is warmed
+        # up by itself: a paid booking runs statements a free one does not.
         await wrk(
             urls, typename, connections=concurrency, seconds=WARMUP_SECONDS, marker=MARKER_TYPENAME
         )
-        warmed = await wrk(
-            urls,
-            bookings(BODIES_PER_RUN // 4),
-            connections=concurrency,
-            seconds=WARMUP_SECONDS,
-            marker=MARKER_BOOKED,
+        plain_phase: Phase | None = None
+        measured: list[Level] = []
+        for n, (kind, bodies) in enumerate(kinds):
+            warmed = await wrk(
+                urls,
+                bookings(bodies, BODIES_PER_RUN // 4),
+                connections=concurrency,
+                seconds=WARMUP_SECONDS,
+                marker=kind.marker,
+            )
+            runs.append(
+                Run(f"{concurrency} clients, warm-up createBooking ({kind.name})", kind, warmed)
+            )
+            if plain_phase is None:
+                plain, plain_phase = await phase(
+                    meter, urls, typename, concurrency, MARKER_TYPENAME, seconds
+                )
+                runs.append(Run(f"{concurrency} clients, `{{ __typename }}`", None, plain))
+            profile = concurrency == max(LEVELS) and n == 0
+            if profile:
+                await profiler.start(setup.servers[0].pid)
+            booked, booking_phase = await phase(
+                meter, urls, bookings(bodies, BODIES_PER_RUN), concurrency, kind.marker, seconds
+            )
+            if profile:
+                await profiler.stop()
+            runs.append(Run(f"{concurrency} clients, createBooking ({kind.name})", kind, booked))
+            measured.append(Level(setup.label, concurrency, plain_phase, booking_phase, kind))
+        levels += measured
+        rates = ", ".join(
+            f"{lv.kind.name} {lv.booking.rps:,.0f} req/s ({lv.ratio:.0%})" for lv in measured
         )
-        runs.append((f"{concurrency} clients, warm-up createBooking", warmed))
-        plain, plain_phase = await phase(meter, urls, typename, concurrency, MARKER_TYPENAME)
-        runs.append((f"{concurrency} clients, `{{ __typename }}`", plain))
-        if concurrency == max(LEVELS):
-            await profiler.start(setup.servers[0].pid)
-        booked, booking_phase = await phase(
-            meter, urls, bookings(BODIES_PER_RUN), concurrency, MARKER_BOOKED
-        )
-        if concurrency == max(LEVELS):
-            await profiler.stop()
-        runs.append((f"{concurrency} clients, createBooking", booked))
-        level = Level(setup.label, concurrency, plain_phase, booking_phase)
-        levels.append(level)
         print(
-            f"  {setup.label}, {concurrency} clients: __typename {plain_phase.rps:,.0f} req/s, "
-            f"createBooking {booking_phase.rps:,.0f} req/s ({level.ratio:.0%})",
+            f"  {setup.label} ({setup.provider}), {concurrency} clients: __typename "
+            f"{measured[0].typename.rps:,.0f} req/s, createBooking {rates}",
             flush=True,
         )
     return levels, runs
 
 
-def wrk_problems(label: str, runs: Sequence[tuple[str, Load]]) -> list[str]:
+def wrk_problems(label: str, runs: Sequence[Run]) -> list[str]:
     notes = []
-    for name, load in runs:
-        problems = load.problems()
+    for run in runs:
+        problems = run.load.problems()
         if problems:
-            notes.append(f"{label}, {name}: {problems}")
-        if load.wrapped and "createBooking" in name:
-            notes.append(f"{label}, {name}: ran out of free slots (raise BODIES_PER_RUN)")
+            notes.append(f"{label}, {run.name}: {problems}")
+        if run.load.wrapped and run.kind is not None:
+            notes.append(f"{label}, {run.name}: ran out of free slots (raise BODIES_PER_RUN)")
     return notes
+
+
+@dataclass(slots=True)
+class Stored:
+    """What PostgreSQL holds of one kind's bookings in one set-up, against what wrk saw."""
+
+    setup: str
+    kind: Kind
+    answered: int  # answers with a booking, in wrk's runs (warm-ups included)
+    in_flight: int  # at most this many more: a request in flight on each connection at a stop
+    bookings: int  # of the kind's service, any status
+    active: int
+    pending_payment: int
+    payments: int  # payment rows of those bookings
+    with_intent: int  # open, of the kind's provider, with the provider's intent
+    intents_made: int | None = None  # by the Stripe stand-in (replays make none)
+
+    def problems(self) -> list[str]:
+        label = f"{self.setup}, {self.kind.name}"
+        wrong = []
+        if not self.answered <= self.active <= self.answered + self.in_flight:
+            wrong.append(
+                f"{self.answered} bookings answered (+ at most {self.in_flight} in flight "
+                f"when wrk stopped) but {self.active} active in the database"
+            )
+        if self.bookings != self.active:
+            wrong.append(f"{self.bookings - self.active} bookings no longer active")
+        if not self.kind.paid:
+            if self.payments:
+                wrong.append(f"{self.payments} payments for free bookings")
+            return [f"{label}: {w}" for w in wrong]
+        if self.pending_payment != self.active:
+            wrong.append(f"{self.active - self.pending_payment} active but not PENDING_PAYMENT")
+        if self.payments != self.bookings:
+            wrong.append(f"{self.payments} payment rows for {self.bookings} paid bookings")
+        # A request cancelled by wrk's stop between its commit and its intent leaves a
+        # payment without one (the reconciliation makes it after 20 s).
+        if not self.answered <= self.with_intent <= self.payments:
+            wrong.append(
+                f"{self.with_intent} open payments with an intent, for {self.answered} "
+                f"answered and {self.payments} payment rows"
+            )
+        if self.intents_made is not None and not (
+            self.with_intent <= self.intents_made <= self.payments
+        ):
+            wrong.append(
+                f"the stand-in made {self.intents_made} intents for {self.payments} payments "
+                f"({self.with_intent} attached)"
+            )
+        return [f"{label}: {w}" for w in wrong]
+
+
+async def stored(
+    database_url: str, setup: Setup, kind: Kind, business: Business, runs: Sequence[Run]
+) -> Stored:
+    """The kind's bookings and payments counted in PostgreSQL, beside wrk's answers."""
+    mine = [run.load for run in runs if run.kind is kind]
+    conn = await asyncpg.connect(database_url, timeout=10)
+    try:
+        row = await conn.fetchrow(
+            """
+            SELECT count(*) AS bookings,
+                   count(*) FILTER (WHERE b.status = ANY($2::text[])) AS active,
+                   count(*) FILTER (WHERE b.status = 'PENDING_PAYMENT') AS pending,
+                   count(p.id) AS payments,
+                   count(p.id) FILTER (
+                       WHERE p.status = 'REQUIRES_PAYMENT' AND p.intent_id IS NOT NULL
+                         AND p.provider = $3
+                   ) AS with_intent
+            FROM bookings b LEFT JOIN payments p ON p.booking_id = b.id
+            WHERE b.service_id = $1
+            """,
+            database_key(business.service_id),
+            ACTIVE,
+            kind.provider or "",
+        )
+    finally:
+        await conn.close()
+    assert row is not None
+    return Stored(
+        setup.label,
+        kind,
+        answered=sum(load.booked for load in mine),
+        in_flight=sum(load.connections for load in mine),
+        bookings=int(row["bookings"]),
+        active=int(row["active"]),
+        pending_payment=int(row["pending"]),
+        payments=int(row["payments"]),
+        with_intent=int(row["with_intent"]),
+    )
 
 
 @dataclass(slots=True)
@@ -664,19 +912,6 @@ async def race(
     )
 
 
-async def count_bookings(database_url: str, business: Business) -> int:
-    conn = await asyncpg.connect(database_url, timeout=10)
-    try:
-        n = await conn.fetchval(
-            "SELECT count(*) FROM bookings WHERE service_id = $1 AND status = ANY($2::text[])",
-            database_key(business.service_id),
-            ACTIVE,
-        )
-    finally:
-        await conn.close()
-    return int(n)
-
-
 # ---- report ---------------------------------------------------------------------------------
 
 
@@ -703,6 +938,64 @@ def throughput_table(levels: Sequence[Level]) -> list[str]:
             f"| {lv.setup} | {lv.clients} | {plain.rps:,.0f} | {plain.p50:.1f} | {plain.p95:.1f} "
             f"| {booking.rps:,.0f} | {booking.p50:.1f} | {booking.p95:.1f} | {lv.ratio:.0%} "
             f"| {verdict} | {cpu_cell(plain.cpu, postgres=False)} | {cpu_cell(booking.cpu)} |"
+        )
+    return lines
+
+
+def paid_cpu_cell(cpu: Cpu, standin: bool) -> str:
+    client = f"{cpu.client:.2f}" if cpu.client < 0.1 else f"{cpu.client:.1f}"
+    at_least = ">=" if cpu.postgres_partial else ""
+    helper = f"{cpu.standin:.1f}" if standin else "-"
+    return f"{cpu.server:.1f} / {at_least}{cpu.postgres:.1f} / {helper} / {client}"
+
+
+def paid_table(levels: Sequence[Level]) -> list[str]:
+    """Free and paid side by side, per set-up and concurrency; each ratio against the
+    `{ __typename }` of the same server(s) at the same level."""
+    lines = [
+        "| server | clients | booking | `{ __typename }` req/s | createBooking req/s "
+        "| p50 ms | p95 ms | ratio | req/s vs free "
+        "| CPU ms/req (server / PG / stand-in / wrk) | server + PG CPU ms vs free |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    found = {(lv.setup, lv.clients, lv.kind.name): lv for lv in levels}
+    setups = list(dict.fromkeys(lv.setup for lv in levels))
+    for setup in setups:
+        for clients in LEVELS:
+            free = found.get((setup, clients, FREE.name))
+            for kind in (FREE, PAID_OFFLINE, PAID_STRIPE):
+                lv = found.get((setup, clients, kind.name))
+                if lv is None:
+                    continue
+                booking = lv.booking
+                versus, extra = "-", "-"
+                if free is not None and kind.paid:
+                    versus = f"{booking.rps / free.booking.rps:.0%}"
+                    more = booking.cpu.server + booking.cpu.postgres
+                    more -= free.booking.cpu.server + free.booking.cpu.postgres
+                    extra = f"{more:+.1f}"
+                lines.append(
+                    f"| {setup} | {clients} | {kind.name} | {lv.typename.rps:,.0f} "
+                    f"| {booking.rps:,.0f} | {booking.p50:.1f} | {booking.p95:.1f} "
+                    f"| {lv.ratio:.0%} | {versus} "
+                    f"| {paid_cpu_cell(booking.cpu, kind is PAID_STRIPE)} | {extra} |"
+                )
+    return lines
+
+
+def stored_table(counts: Sequence[Stored]) -> list[str]:
+    lines = [
+        "| server | booking | answered (wrk) | in flight at stops | bookings (SQL) "
+        "| PENDING_PAYMENT | payments | open with intent | intents made (stand-in) | verdict |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for c in counts:
+        made = "-" if c.intents_made is None else f"{c.intents_made:,}"
+        verdict = "FAILED" if c.problems() else "ok"
+        lines.append(
+            f"| {c.setup} | {c.kind.name} | {c.answered:,} | {c.in_flight} | {c.bookings:,} "
+            f"| {c.pending_payment:,} | {c.payments:,} | {c.with_intent:,} | {made} "
+            f"| {verdict} |"
         )
     return lines
 
@@ -741,7 +1034,18 @@ def failures(label: str, outcomes: Outcomes, allowed: frozenset[str]) -> list[st
 # ---- the run --------------------------------------------------------------------------------
 
 
-async def run(processes: Sequence[int], profile: Path | None) -> None:
+def server_logs(setup: Setup) -> list[str]:
+    logs = []
+    for server in setup.servers:
+        if server.log.strip():
+            tail = "\n".join(server.log.strip().splitlines()[-20:])
+            logs.append(f"{setup.label} ({setup.provider}), pid {server.pid}:\n{tail}")
+    return logs
+
+
+async def run(
+    processes: Sequence[int], paid: Sequence[str], seconds: int, profile: Path | None
+) -> None:
     main_task = asyncio.current_task()
     assert main_task is not None
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main_task.cancel)
@@ -749,13 +1053,14 @@ async def run(processes: Sequence[int], profile: Path | None) -> None:
     print(
         f"Python {platform.python_version()} ({platform.python_implementation()}), "
         f"{os.cpu_count()} CPUs shared by the clients (wrk, and Python for the race), the "
-        "server process(es) and PostgreSQL; "
+        "server process(es), PostgreSQL and the Stripe stand-in; "
         f"1-minute load average before the run: {load:.2f}",
         flush=True,
     )
     first_day = datetime.now(UTC).date() + timedelta(days=2)
     levels: list[Level] = []
     races: list[Race] = []
+    counts: list[Stored] = []
     notes: list[str] = []
     logs: list[str] = []
     profiler = Profiler(profile)
@@ -772,24 +1077,28 @@ async def run(processes: Sequence[int], profile: Path | None) -> None:
                     pool = await create_business(api, token, STAFF)
                     arena = await create_business(api, token, RACE_STAFF)
                     customers = await sign_up_customers(api, CUSTOMERS)
+                    kinds = [(FREE, pool)]
+                    if "offline" in paid:
+                        kinds.append(
+                            (PAID_OFFLINE, await create_business(api, token, STAFF, PRICE))
+                        )
                     print(f"  seeded in {time.perf_counter() - started:.1f} s", flush=True)
 
                 meter = CpuMeter(setup.servers, database_url)
-                bodies = free_slot_bodies(pool, first_day)
-                measured, runs = await uncontended(setup, meter, bodies, customers, profiler)
+                measured, runs = await uncontended(
+                    setup,
+                    meter,
+                    [(kind, free_slot_bodies(b, first_day, kind.query)) for kind, b in kinds],
+                    customers,
+                    profiler,
+                    seconds,
+                )
                 levels += measured
                 notes += wrk_problems(setup.label, runs)
                 # wrk stops with a request in flight on each connection: the server may
                 # book those without their answers being counted.
-                booking_runs = [load for name, load in runs if "createBooking" in name]
-                booked = sum(load.booked for load in booking_runs)
-                in_flight = sum(load.connections for load in booking_runs)
-                in_sql = await count_bookings(database_url, pool)
-                if not booked <= in_sql <= booked + in_flight:
-                    notes.append(
-                        f"{setup.label}: {booked} bookings answered (+ at most {in_flight} in "
-                        f"flight when wrk stopped) but {in_sql} in the database"
-                    )
+                for kind, business in kinds:
+                    counts.append(await stored(database_url, setup, kind, business, runs))
 
                 result = await race(
                     setup,
@@ -809,11 +1118,47 @@ async def run(processes: Sequence[int], profile: Path | None) -> None:
                 )
                 if result.claims_sql != 10:
                     notes.append(f"{setup.label}, race: {result.claims_sql} claims, not 10")
-            for server in setup.servers:
-                if server.log.strip():
-                    tail = "\n".join(server.log.strip().splitlines()[-20:])
-                    logs.append(f"{setup.label}, pid {server.pid}:\n{tail}")
+            logs += server_logs(setup)
+            if "stripe" not in paid:
+                continue
 
+            # The same number of processes again, configured for Stripe (a process reads
+            # its provider once, at start-up); the offline ones are stopped first so that
+            # they take none of the CPUs. The owner's and customers' tokens stay valid:
+            # the signing key is the database's.
+            async with (
+                running_stripe_standin() as stand_in,
+                running_setup(database_url, count, stand_in.base_url) as setup,
+            ):
+                pids = ", ".join(str(s.pid) for s in setup.servers)
+                print(
+                    f"{setup.label}, Stripe stand-in at {stand_in.base_url} (pid {pids}; "
+                    f"stand-in pid {stand_in.pid}); Redis prefix {setup.redis_prefix}",
+                    flush=True,
+                )
+                async with httpx.AsyncClient(
+                    base_url=setup.servers[0].base_url, timeout=120
+                ) as seeding:
+                    business = await create_business(Api(seeding), token, STAFF, PRICE)
+                meter = CpuMeter(setup.servers, database_url, stand_in)
+                measured, runs = await uncontended(
+                    setup,
+                    meter,
+                    [(PAID_STRIPE, free_slot_bodies(business, first_day, PAID_STRIPE.query))],
+                    customers,
+                    profiler,
+                    seconds,
+                )
+                levels += measured
+                notes += wrk_problems(f"{setup.label} (Stripe)", runs)
+                counted = await stored(database_url, setup, PAID_STRIPE, business, runs)
+            logs += server_logs(setup)
+            counted.intents_made = stand_in.stats.get("created_intents")
+            counts.append(counted)
+            print(f"  Stripe stand-in: {stand_in.stats or 'no figures'}", flush=True)
+
+    for c in counts:
+        notes += c.problems()
     print()
     print(
         f"Uncontended `createBooking` vs `{{ __typename }}`: one machine, {os.cpu_count()} CPUs "
@@ -821,11 +1166,11 @@ async def run(processes: Sequence[int], profile: Path | None) -> None:
         f"(1-minute load average: {load:.2f} before the run, {os.getloadavg()[0]:.2f} after):"
     )
     print()
-    print("\n".join(throughput_table(levels)))
+    print("\n".join(throughput_table([lv for lv in levels if lv.kind is FREE])))
     print()
     print(
-        f"Each level: wrk ({ensure_wrk()}) for {SECONDS} s of `{{ __typename }}` then "
-        f"{SECONDS} s of createBooking, after {WARMUP_SECONDS} s of each untimed (which "
+        f"Each level: wrk ({ensure_wrk()}) for {seconds} s of `{{ __typename }}` then "
+        f"{seconds} s of createBooking, after {WARMUP_SECONDS} s of each untimed (which "
         "grows the PostgreSQL pool to that concurrency); N clients are N keep-alive "
         "connections, each with one request in flight; with two server processes wrk runs "
         "two threads, each driving one process with half the connections (at 1 client, "
@@ -840,6 +1185,39 @@ async def run(processes: Sequence[int], profile: Path | None) -> None:
         "divided by the requests; `>=` marks a batch during which the server "
         "opened or closed PostgreSQL connections (its pool growing), whose backends' "
         "CPU is partly missed."
+    )
+    if paid:
+        print()
+        print("Free vs paid createBooking:")
+        print()
+        print("\n".join(paid_table(levels)))
+        print()
+        print(
+            f"Paid: a service priced {PRICE / 100:.2f} EUR in a business of its own (the same "
+            f"{STAFF} staff x {DAYS} days x {STARTS_PER_DAY} starts), each level right after "
+            f"the free one, {WARMUP_SECONDS} s untimed then {seconds} s timed; the answer asks "
+            "for `payment { status provider clientSecret }` as an SPA does, and wrk counts an "
+            "answer good only if it is PENDING_PAYMENT with an open payment of that provider "
+            "and its client secret. Offline: the servers above (no STRIPE_SECRET_KEY). Stripe "
+            "stand-in: as many server processes again, configured for Stripe, the `stripe` "
+            "library calling tests/stripe_standin.py served by uvicorn in a process of its "
+            "own on loopback (its CPU: the stand-in column), `{ __typename }` measured again "
+            "on them. Ratio: against the `{ __typename }` of the same server(s) at that "
+            "level; req/s vs free: against the free row of the same level and set-up; "
+            "server + PG CPU ms vs free: what the saga adds per booking."
+        )
+    print()
+    print("Bookings and payments in PostgreSQL after the runs:")
+    print()
+    print("\n".join(stored_table(counts)))
+    print()
+    print(
+        "Answered: answers with a booking in all of that kind's wrk runs (warm-ups "
+        "included); wrk stops with a request in flight on each connection, which the "
+        "server may still book. Bookings (SQL): of the kind's service, any status; "
+        "payments: rows of those bookings; open with intent: REQUIRES_PAYMENT, of the "
+        "kind's provider, with the provider's intent attached; intents made: as counted "
+        "by the stand-in."
     )
     print()
     print("The race:")
@@ -870,6 +1248,18 @@ def main() -> None:
         help="server set-ups to run, comma-separated process counts (default: 1,2)",
     )
     parser.add_argument(
+        "--paid",
+        default=",".join(PAID_PROVIDERS),
+        help="paid createBooking rows beside the free ones, comma-separated providers: "
+        f"offline, stripe (the stand-in), or none (default: {','.join(PAID_PROVIDERS)})",
+    )
+    parser.add_argument(
+        "--seconds",
+        type=int,
+        default=SECONDS,
+        help=f"each timed wrk run, in whole seconds (default: {SECONDS})",
+    )
+    parser.add_argument(
         "--profile",
         type=Path,
         default=None,
@@ -880,8 +1270,13 @@ def main() -> None:
     processes = [int(p) for p in args.processes.split(",") if p.strip()]
     if not processes or any(p not in (1, 2) for p in processes):
         parser.error("--processes takes 1, 2 or 1,2")
+    paid = [p.strip() for p in args.paid.split(",") if p.strip() and p.strip() != "none"]
+    if any(p not in PAID_PROVIDERS for p in paid):
+        parser.error("--paid takes offline, stripe, offline,stripe or none")
+    if args.seconds < 1:
+        parser.error("--seconds takes a whole number of seconds, at least 1")
     try:
-        asyncio.run(run(processes, args.profile))
+        asyncio.run(run(processes, paid, args.seconds, args.profile))
     except (KeyboardInterrupt, asyncio.CancelledError):
         sys.exit("interrupted: the bench database was dropped and the servers stopped")
 
