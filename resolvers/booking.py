@@ -35,10 +35,15 @@ from schema.common import UserError, decode_cursor, encode_cursor
 from schema.context import Info, forbidden, invalid_argument
 
 
-async def _booking_payload(change: Awaitable[bk.Booking]) -> BookingPayload:
-    """The payload of a mutation that changes one booking: it, or why not."""
+async def _booking_payload(
+    change: Awaitable[bk.Booking], manage_token: str | None = None
+) -> BookingPayload:
+    """The payload of a mutation that changes one booking: it, or why not. A change made
+    with a manage token was made by the guest holding it (the domain checked the token,
+    or the viewer was allowed anyway): the booking is theirs to read."""
+    roles = frozenset({bk.Actor.GUEST}) if manage_token else frozenset()
     try:
-        return BookingPayload(booking=Booking.of(await change))
+        return BookingPayload(booking=Booking.of(await change, roles=roles))
     except DomainError as error:
         return BookingPayload(errors=UserError.list_from(error))
 
@@ -119,7 +124,8 @@ async def cancel_booking(info: Info, input: CancelBookingInput) -> BookingPayloa
             input.reason,
             input.manage_token,
             info.context.now,
-        )
+        ),
+        input.manage_token,
     )
 
 
@@ -137,7 +143,8 @@ async def reschedule_booking(info: Info, input: RescheduleBookingInput) -> Booki
             input.idempotency_key,
             input.manage_token,
             info.context.now,
-        )
+        ),
+        input.manage_token,
     )
 
 
@@ -259,4 +266,8 @@ async def confirm_payment(
         )
     except DomainError as error:
         return BookingPayload(errors=UserError.list_from(error))
-    return BookingPayload(booking=Booking.of(paid, payer=True))
+    # Anyone who may read the booking may ask; only its payer (the customer, the guest
+    # with the token) is shown the client secret, not its staff member or an admin.
+    async with info.context.read() as conn:
+        found = await booking.booking_and_roles(conn, paid.id, info.context.viewer_id, manage_token)
+    return BookingPayload(booking=Booking.as_read_by(*found) if found else Booking.of(paid))

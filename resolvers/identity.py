@@ -128,7 +128,8 @@ async def verify_email(info: Info, token: str) -> UserPayload:
         return await _claim(conn, await users.verify_email(conn, token))
 
     user, errors = await attempt(info, work)
-    return UserPayload(user=User.of(user) if user else None, errors=errors)
+    # The link reached the address's owner: the account is theirs to see, signed in or not.
+    return UserPayload(user=User.of(user, own=True) if user else None, errors=errors)
 
 
 async def request_password_reset(info: Info, email: str) -> RequestPasswordResetPayload:

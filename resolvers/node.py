@@ -38,8 +38,8 @@ async def node(info: Info, id: strawberry.ID) -> Node | None:
         return TimeOff.of(off) if staff and await can_manage_staff(info, staff) else None
     if type_name == "Booking":
         async with info.context.read() as conn:
-            found = await booking.readable_booking(conn, key, info.context.viewer_id, None)
-        return Booking.of(found) if found else None
+            found = await booking.booking_and_roles(conn, key, info.context.viewer_id, None)
+        return Booking.as_read_by(*found) if found else None
     if type_name == "User":
         # Only yourself: no leaking of other people's profiles by id.
         if key != info.context.viewer_id:

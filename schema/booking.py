@@ -49,6 +49,10 @@ class Booking(Node):
     # Whoever pays for it (its customer, its guest with the manage token, the request
     # that made it) is shown the payment's client secret.
     payer: strawberry.Private[bool]
+    # What the viewer was found to be to it where the resolver asked (the customer, the
+    # guest holding its manage token, its staff member, an admin): schema/access_rules.py
+    # trusts these, and otherwise works it out from the viewer.
+    roles: strawberry.Private[frozenset[bk.Actor]] = frozenset()
     reference: str = strawberry.field(description="Short, human-readable, unique.")
     status: BookingStatus  # type: ignore[valid-type]
     guest_name: str | None
@@ -62,11 +66,14 @@ class Booking(Node):
     cancellation_reason: str | None
 
     @classmethod
-    def of(cls, r: bk.Booking, *, payer: bool = False) -> Booking:
+    def of(
+        cls, r: bk.Booking, *, payer: bool = False, roles: frozenset[bk.Actor] = frozenset()
+    ) -> Booking:
         return cls(
             id=strawberry.ID(to_global_id("Booking", r.id)),
             record=r,
             payer=payer,
+            roles=roles,
             reference=r.reference,
             status=r.status,
             guest_name=r.guest_name,
@@ -83,7 +90,7 @@ class Booking(Node):
     @classmethod
     def as_read_by(cls, r: bk.Booking, roles: frozenset[bk.Actor]) -> Booking:
         """The booking for someone who is `roles` to it: its payer sees the secret."""
-        return cls.of(r, payer=bool(roles & booking.PAYERS))
+        return cls.of(r, payer=bool(roles & booking.PAYERS), roles=roles)
 
     @strawberry.field
     async def service(self, info: Info) -> Service:
@@ -98,7 +105,8 @@ class Booking(Node):
         if self.record.customer_id is None:
             return None
         found = await info.context.loaders.users.load(self.record.customer_id)
-        return User.of(found) if found else None
+        # Shown to whoever may read the booking: its contact details are theirs to see.
+        return User.of(found, contact=True) if found else None
 
     @strawberry.field
     def price(self) -> Money | None:

@@ -32,9 +32,15 @@ class User(Node):
     phone: str | None = strawberry.field(description="E.164")
     name: str
     email_verified: bool
+    # Who this account is to the viewer where the resolver knows more than the viewer's
+    # id says (schema/access_rules.py reads both): `own`, the account the answer's
+    # recipient just proved to be theirs (a session, an e-mail link); `contact`, the
+    # customer of a booking the viewer may read.
+    own: strawberry.Private[bool] = False
+    contact: strawberry.Private[bool] = False
 
     @classmethod
-    def of(cls, r: us.User) -> User:
+    def of(cls, r: us.User, *, own: bool = False, contact: bool = False) -> User:
         return cls(
             id=strawberry.ID(to_global_id("User", r.id)),
             record=r,
@@ -42,6 +48,8 @@ class User(Node):
             phone=r.phone,
             name=r.name,
             email_verified=r.email_verified,
+            own=own,
+            contact=contact,
         )
 
     @strawberry.field
@@ -64,7 +72,7 @@ class AuthPayload:
             access_token=session.access_token,
             refresh_token=session.refresh_token,
             access_token_expires_at=session.access_token_expires_at,
-            user=User.of(session.user),
+            user=User.of(session.user, own=True),
         )
 
 

@@ -13,6 +13,7 @@ from resolvers import catalog, identity
 from resolvers import organization_settings as org_settings
 from resolvers.availability import resolve_availability
 from resolvers.node import node
+from schema.access_rules import enforce
 from schema.availability import Availability
 from schema.booking import Booking, BookingConnection, BookingPayload, HoldPayload
 from schema.catalog import Organization, Service, Staff, TimeOff
@@ -142,3 +143,4 @@ schema = BookingSchema(
     extensions=[PreparedDocument, PreparedValidation],
 )
 use_direct_fields(schema)
+enforce(schema)  # who may read and do what: schema/access_rules.py

@@ -246,6 +246,24 @@ async def test_confirm_payment_asks_stripe_and_never_trusts_the_client(world: Wo
     assert data["confirmPayment"]["booking"]["payment"]["status"] == "SUCCEEDED"
 
 
+async def test_confirm_payment_shows_the_client_secret_to_the_payer_only(world: World) -> None:
+    """Whoever may read the booking may ask the server to check its payment; its answer
+    shows the client secret to the payer alone (it showed it to whoever asked: the
+    staff member or an admin of a booking not paid yet)."""
+    biz = await paid_business(world.gql)
+    customer = await sign_up(world.gql)
+    booking = (await book(world.gql, biz, customer))["booking"]
+    secret = booking["payment"]["clientSecret"]
+    assert secret
+    by_owner = await world.gql.data(CONFIRM_PAYMENT, {"id": booking["id"]}, biz.owner.token)
+    answer = by_owner["confirmPayment"]
+    assert answer["errors"] == []
+    assert answer["booking"]["status"] == "PENDING_PAYMENT"  # not paid yet
+    assert answer["booking"]["payment"]["clientSecret"] is None
+    by_customer = await world.gql.data(CONFIRM_PAYMENT, {"id": booking["id"]}, customer.token)
+    assert by_customer["confirmPayment"]["booking"]["payment"]["clientSecret"] == secret
+
+
 async def test_a_replayed_create_booking_makes_one_payment_intent(world: World) -> None:
     biz = await paid_business(world.gql)
     customer = await sign_up(world.gql)
