@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -468,3 +469,41 @@ async def test_first_null_means_the_default(gql: GraphQLClient) -> None:
         {"s": biz.slug},
     )
     assert len(data["organization"]["staff"]["edges"]) == 2
+
+
+async def test_schedules_set_at_once_end_as_one_of_them(gql: GraphQLClient) -> None:
+    """Two managers saving a staff member's week (or one day) at the same moment: each
+    save wins or is replaced, never a fault (both deleted the old rows, then both
+    inserted: the no-overlap constraint refused the second, answered as a 500)."""
+    biz = await create_business(gql)
+    staff_id = biz.staff_ids[0]
+    weeks = [
+        [{"weekday": "MONDAY", "start": f"{hour:02d}:00", "end": f"{hour + 4:02d}:00"}]
+        for hour in range(6, 14)
+    ]
+    answers = await asyncio.gather(
+        *(
+            gql.data(SET_WEEK, {"input": {"staffId": staff_id, "hours": week}}, biz.owner.token)
+            for week in weeks
+        )
+    )
+    assert [a["setWeeklySchedule"]["errors"] for a in answers] == [[]] * len(weeks)
+    read = """query($id: ID!) { node(id: $id) { ... on Staff {
+        weeklySchedule { weekday start end } dateOverrides(start: "2027-03-05",
+        end: "2027-03-05") { intervals { start end } } } } }"""
+    saved = (await gql.data(read, {"id": staff_id}, biz.owner.token))["node"]
+    assert saved["weeklySchedule"] in weeks  # one save whole, not a mix
+    days = [
+        {
+            "staffId": staff_id,
+            "date": "2027-03-05",
+            "intervals": [{"start": f"{h:02d}:00", "end": f"{h + 3:02d}:00"}],
+        }
+        for h in range(6, 14)
+    ]
+    answers = await asyncio.gather(
+        *(gql.data(SET_OVERRIDE, {"input": day}, biz.owner.token) for day in days)
+    )
+    assert [a["setDateOverride"]["errors"] for a in answers] == [[]] * len(days)
+    saved = (await gql.data(read, {"id": staff_id}, biz.owner.token))["node"]
+    assert [o["intervals"] for o in saved["dateOverrides"]] in [[d["intervals"]] for d in days]

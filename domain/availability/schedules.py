@@ -40,6 +40,15 @@ def _check_intervals(
         previous_end = end if previous_end is None else max(previous_end, end)
 
 
+async def _lock_schedule(conn: AsyncConnection, staff_id: uuid.UUID) -> None:
+    """One save of a staff member's hours at a time: two at once would each delete the
+    old rows, then both insert, and the no-overlap constraint would refuse the second.
+    (NO KEY UPDATE: bookings referencing the staff row are not held up.)"""
+    await conn.execute(
+        select(staff.c.id).where(staff.c.id == staff_id).with_for_update(key_share=True)
+    )
+
+
 async def set_weekly_schedule(
     conn: AsyncConnection, member: Staff, hours: Sequence[WorkingHours]
 ) -> None:
@@ -55,6 +64,7 @@ async def set_weekly_schedule(
             _, k, leaf = (field or "").split(".")
             problems.add(f"input.hours.{positions[int(k)]}.{leaf}", message)
     problems.check()
+    await _lock_schedule(conn, staff_id)
     await conn.execute(delete(working_hours).where(working_hours.c.staff_id == staff_id))
     if hours:
         await conn.execute(
@@ -82,6 +92,7 @@ async def set_date_override(
     problems = Problems()
     _check_intervals(intervals, "input.intervals", problems)
     problems.check()
+    await _lock_schedule(conn, staff_id)
     await conn.execute(
         pg_insert(date_overrides).values(staff_id=staff_id, date=day).on_conflict_do_nothing()
     )
