@@ -39,6 +39,9 @@ RULES: dict[str, dict[str, str]] = {
     "phone_sign_in": {"ip": "20/minute;100/hour", "number": "10/minute;30/hour"},
     "guest_booking": {"ip": "10/minute;60/hour"},
     "password_reset": {"ip": "5/minute;20/hour", "email": "1/minute;5/hour"},
+    "email_verification": {"ip": "10/minute;60/hour", "user": "1/minute;10/hour"},
+    # GET /auth/{provider}/login: each one stores a pending sign-in.
+    "third_party_login": {"ip": "20/minute;200/hour"},
 }
 OFF = "off"
 # One attempt's counting in Redis (a few round trips); after a failure Redis is left

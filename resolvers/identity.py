@@ -114,6 +114,8 @@ async def viewer(info: Info) -> User | None:
 
 async def request_email_verification(info: Info) -> RequestEmailVerificationPayload:
     viewer = info.context.require_viewer()
+    if limited := await rate_limited(info, "email_verification", user=str(viewer)):
+        return RequestEmailVerificationPayload(ok=False, errors=limited)
 
     async def work(conn: AsyncConnection) -> EmailMessage | None:
         return await users.request_email_verification(conn, viewer, _letterhead(info))

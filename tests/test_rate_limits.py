@@ -306,6 +306,24 @@ async def test_password_reset_per_email_and_per_address(apps: Apps) -> None:
         assert_limited(refused, window)
 
 
+VERIFY_AGAIN = """
+mutation { requestEmailVerification { ok errors { code field message retryAfterSeconds } } }"""
+
+
+async def test_verification_mails_per_person(apps: Apps) -> None:
+    app = apps.processes[0]
+    async with client(app) as gql:
+        person = await sign_up(gql)  # its first mail went at sign-up, unlimited
+        amount, window = first_figure("email_verification", "user")
+        for _ in range(amount):
+            asked = await gql.data(VERIFY_AGAIN, token=person.token)
+            assert asked["requestEmailVerification"] == {"ok": True, "errors": []}
+    async with client(app) as gql:  # from elsewhere too: the person counts
+        refused = await gql.data(VERIFY_AGAIN, token=person.token)
+        assert refused["requestEmailVerification"]["ok"] is False
+        assert_limited(refused["requestEmailVerification"], window)
+
+
 async def test_two_processes_share_the_counts(apps: Apps) -> None:
     first, second = apps.processes
     number = new_number()

@@ -571,3 +571,25 @@ def test_malformed_sign_in_settings_are_refused_naming_the_variable(
     _environment(monkeypatch, **{variable: value})
     with pytest.raises(ValidationError, match=variable):
         Settings.from_env()
+
+
+async def test_too_many_sign_ins_from_one_address_go_back_to_the_spa_rate_limited(
+    world: World,
+) -> None:
+    settings = {
+        **app_settings(world.provider),
+        "RATE_LIMITS": '{"third_party_login.ip": "3/minute"}',
+    }
+    async with running_apps(world.database_url, count=1, redis_url=None, settings=settings) as apps:
+        login = f"{apps.processes[0].base_url}/auth/loop/login?{urlencode({'redirect_uri': SPA})}"
+        for _ in range(3):
+            begun = await world.browser.get(login)
+            assert begun.status_code == 302
+            assert begun.headers["location"].startswith(world.provider.base_url)
+        refused = await world.browser.get(login)
+    assert refused.status_code == 302
+    back = refused.headers["location"]
+    assert back.startswith(SPA)
+    answer = query_of(back)
+    assert answer["error"] == "rate_limited"
+    assert 1 <= int(answer["retry_after"]) <= 60

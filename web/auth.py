@@ -28,7 +28,9 @@ from domain.errors import DomainError, ErrorCode
 from domain.users import external, sign_in_states
 from domain.users.oidc import IdentityProvider, ProviderRefused, ProviderUnavailable
 from domain.users.sign_in_states import STATE_LIFETIME, PendingSignIn
+from infra.rate_limits import RateLimited, ip_key
 from infra.settings import origin_of
+from web.client_ip import client_ip_of
 
 log = logging.getLogger("booking.auth")
 
@@ -39,6 +41,7 @@ PROVIDER_ERROR = "provider_error"  # the provider refused, or answered what we c
 PROVIDER_UNAVAILABLE = "provider_unavailable"  # could not be reached in time: try later
 SIGN_IN_EXPIRED = "sign_in_expired"  # back after more than 10 minutes: start again
 EMAIL_NOT_VERIFIED = "email_not_verified"  # the provider's e-mail, unproven, is an account's
+RATE_LIMITED = "rate_limited"  # too many sign-ins begun from this address: `retry_after` s
 NO_STORE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
 
 
@@ -83,6 +86,12 @@ async def login(request: Request) -> Response:
     redirect_uri = request.query_params.get("redirect_uri", "")
     if not allowed_redirect(redirect_uri, request.app.state.settings.auth_redirect_origins):
         return refuse(400, "redirect_uri must be a page of an origin in AUTH_REDIRECT_ORIGINS.")
+    try:
+        address = client_ip_of(request.scope, request.app.state.settings.trusted_proxies)
+        await request.app.state.rate_limits.hit("third_party_login", ip=ip_key(address))
+    except RateLimited as limited:
+        seconds = str(limited.retry_after_seconds)
+        return back_to(redirect_uri, error=RATE_LIMITED, retry_after=seconds)
     challenge = request.query_params.get("code_challenge")
     method = request.query_params.get("code_challenge_method", "S256")
     if challenge is not None and (method != "S256" or not external.CHALLENGE.fullmatch(challenge)):
