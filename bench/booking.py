@@ -4,7 +4,7 @@
 
 A database of its own (as bench/availability.py makes it) is created, migrated and
 dropped at the end. Every business and customer is set up over the GraphQL API; the
-only SQL is the final count that verifies the race.
+only SQL is the final counts that verify the race and the bookings and payments stored.
 
 Two server set-ups run one after the other on that database:
   * one `uvicorn app:app` process (in-process slot locks);
@@ -28,8 +28,11 @@ In each, with the offline payment provider (no STRIPE_SECRET_KEY), two measureme
      httpx.AsyncClient with one keep-alive connection per server.
 Then the same number of server processes again, configured for Stripe (STRIPE_SECRET_KEY,
 STRIPE_API_BASE) against the tests' Stripe stand-in (tests/stripe_standin.py) run as a
-process of its own (bench/stripe_standin.py): `{ __typename }` and paid createBooking at
-the same levels, the real `stripe` library making each intent over loopback HTTP.
+process of its own (bench/stripe_standin.py, one for the whole run): `{ __typename }` and
+paid createBooking at the same levels, the real `stripe` library making each intent over
+loopback HTTP. `--paid` chooses the paid rows (offline, stripe, none), `--seconds` the
+length of each timed run: `--processes 1 --paid offline,stripe` takes about 2 minutes,
+the default (both set-ups, both providers) about 4.
 
 Every answered paid booking must be PENDING_PAYMENT with an open payment of the right
 provider and its client secret (wrk's marker); afterwards PostgreSQL must hold as many
@@ -127,6 +130,8 @@ PRICE = 4500  # minor units (EUR 45.00): a price makes every booking of the serv
 STRIPE_SETTINGS = {"STRIPE_SECRET_KEY": "sk_test_bench", "STRIPE_WEBHOOK_SECRET": "whsec_bench"}
 OFFLINE_SETTINGS = {name: "" for name in (*STRIPE_SETTINGS, "STRIPE_API_BASE")}
 PAID_PROVIDERS = ("offline", "stripe")
+# bench/stripe_standin.py's STATS_PATH (not imported: that imports the tests' modules).
+STANDIN_STATS = "/bench/stats"
 
 RACE_STAFF = 5  # 10 slots: 5 staff x 2 back-to-back starts
 RACE_STARTS = ((10, 0), (10, 30))
@@ -234,6 +239,24 @@ class StandIn:
     base_url: str
     pid: int
     stats: dict[str, Any] = field(default_factory=dict)  # what it printed when stopped
+
+    async def stats_now(self) -> dict[str, Any]:
+        """What it has done so far: intents created, requests by endpoint and status."""
+        async with httpx.AsyncClient(base_url=self.base_url, timeout=30) as http:
+            response = await http.get(STANDIN_STATS)
+            response.raise_for_status()
+            stats: dict[str, Any] = orjson.loads(response.content)
+            return stats
+
+
+def since(before: dict[str, Any], after: dict[str, Any]) -> tuple[int, dict[str, int]]:
+    """The intents the stand-in made, and its calls by endpoint, between two readings."""
+    calls = {
+        call: n - before["calls"].get(call, 0)
+        for call, n in after["calls"].items()
+        if n != before["calls"].get(call, 0)
+    }
+    return after["created_intents"] - before["created_intents"], calls
 
 
 @asynccontextmanager
@@ -1064,7 +1087,8 @@ async def run(
     notes: list[str] = []
     logs: list[str] = []
     profiler = Profiler(profile)
-    async with scratch_database() as database_url:
+    stand_in: StandIn | None = None
+    async with scratch_database() as database_url, AsyncExitStack() as helpers:
         for count in processes:
             async with running_setup(database_url, count) as setup:
                 pids = ", ".join(str(s.pid) for s in setup.servers)
@@ -1122,14 +1146,17 @@ async def run(
             if "stripe" not in paid:
                 continue
 
+            if stand_in is None:
+                # One stand-in for the whole run, as there is one Stripe: the payments an
+                # earlier set-up left open are asked about by the next one's
+                # reconciliation, which a stand-in of its own would answer with 404.
+                stand_in = await helpers.enter_async_context(running_stripe_standin())
+            before = await stand_in.stats_now()
             # The same number of processes again, configured for Stripe (a process reads
             # its provider once, at start-up); the offline ones are stopped first so that
             # they take none of the CPUs. The owner's and customers' tokens stay valid:
             # the signing key is the database's.
-            async with (
-                running_stripe_standin() as stand_in,
-                running_setup(database_url, count, stand_in.base_url) as setup,
-            ):
+            async with running_setup(database_url, count, stand_in.base_url) as setup:
                 pids = ", ".join(str(s.pid) for s in setup.servers)
                 print(
                     f"{setup.label}, Stripe stand-in at {stand_in.base_url} (pid {pids}; "
@@ -1152,10 +1179,11 @@ async def run(
                 levels += measured
                 notes += wrk_problems(f"{setup.label} (Stripe)", runs)
                 counted = await stored(database_url, setup, PAID_STRIPE, business, runs)
+                made, calls = since(before, await stand_in.stats_now())
             logs += server_logs(setup)
-            counted.intents_made = stand_in.stats.get("created_intents")
+            counted.intents_made = made
             counts.append(counted)
-            print(f"  Stripe stand-in: {stand_in.stats or 'no figures'}", flush=True)
+            print(f"  Stripe stand-in meanwhile: {made} intents made; calls {calls}", flush=True)
 
     for c in counts:
         notes += c.problems()
@@ -1219,6 +1247,8 @@ async def run(
         "kind's provider, with the provider's intent attached; intents made: as counted "
         "by the stand-in."
     )
+    if stand_in is not None:
+        print(f"\nThe Stripe stand-in over the whole run: {stand_in.stats or 'no figures'}")
     print()
     print("The race:")
     print()
