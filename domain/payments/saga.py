@@ -275,9 +275,8 @@ async def _decide_refund(conn: AsyncConnection, payment: Payment, ended: Booking
         ended.start,
         org.free_cancellation_hours,
         org.late_cancellation_refund_percent,
+        was_kept=any(c.status in policy.KEPT for c in changes[:-1]),
     )
-    if amount <= 0:
-        return None
     return await store.decide_refund(conn, payment.id, amount, reason)
 
 

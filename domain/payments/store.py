@@ -160,7 +160,8 @@ def _refund(row: RowMapping) -> Refund:
 async def decide_refund(
     conn: AsyncConnection, payment_id: uuid.UUID, amount: int, reason: str
 ) -> Refund | None:
-    """The one compensation of a payment, decided once; None when it was decided before."""
+    """The one compensation of a payment, decided once (nothing due is a decision too:
+    NOT_DUE); None when it was decided before."""
     row = (
         (
             await conn.execute(
@@ -170,7 +171,7 @@ async def decide_refund(
                     payment_id=payment_id,
                     amount=amount,
                     reason=reason,
-                    status="PENDING",
+                    status="PENDING" if amount > 0 else "NOT_DUE",
                 )
                 .on_conflict_do_nothing()
                 .returning(refunds)

@@ -36,7 +36,8 @@ refunds = Table(
     Column("payment_id", Uuid, ForeignKey("payments.id"), nullable=False, unique=True),
     Column("amount", Integer, nullable=False),
     Column("reason", Text, nullable=False),
-    Column("status", Text, nullable=False),  # PENDING until the provider made it, SUCCEEDED
+    # PENDING until the provider made it, SUCCEEDED; NOT_DUE: nothing owed (amount 0).
+    Column("status", Text, nullable=False),
     Column("provider_ref", Text),
     Column("attempts", Integer, nullable=False, server_default="0"),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
