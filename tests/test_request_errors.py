@@ -4,6 +4,7 @@ a request id (and an ERROR with its traceback)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -151,3 +152,24 @@ def test_the_database_away_is_service_unavailable_not_a_fault() -> None:
         "path": ["organization"],
         "extensions": {"code": "SERVICE_UNAVAILABLE"},
     }
+
+
+async def test_a_client_gone_before_its_body_arrived_is_no_fault(
+    server: Server, gql: GraphQLClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A client that hangs up in the middle of sending its request (a closed tab, a
+    load generator stopping) leaves nobody to answer: not an error with a traceback."""
+    caplog.set_level(logging.WARNING)
+    port = int(server.base_url.rsplit(":", 1)[1])
+    _, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(
+        b"POST /graphql HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        b'Content-Length: 1000\r\n\r\n{"query": "{ __typename'
+    )
+    await writer.drain()
+    await asyncio.sleep(0.2)
+    writer.close()
+    await writer.wait_closed()
+    await asyncio.sleep(0.3)
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+    assert await gql.data("{ __typename }") == {"__typename": "Query"}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import uuid
@@ -20,8 +21,9 @@ from graphql import (
     OperationDefinitionNode,
     OperationType,
 )
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, Response
+from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
@@ -240,6 +242,11 @@ def _answer_key(
 
 
 class GraphQLEndpoint(GraphQL[Context, None]):
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # Hung up before its request was read: nobody to answer, and nothing went wrong.
+        with contextlib.suppress(ClientDisconnect):
+            await super().__call__(scope, receive, send)
+
     async def render_graphql_ide(self, request: Request) -> Response:
         """GraphiQL with its assets from this server: it works without internet."""
         return HTMLResponse(graphiql_html())
