@@ -39,6 +39,7 @@ from infra.outbox import Consumer, Row
 from infra.rate_limits import RateLimits, parse_figures
 from infra.relay import OutboxReader
 from infra.settings import Settings
+from infra.smtp_mail import SmtpMailer
 from realtime.hub import Hub
 from realtime.websocket import accept as accept_websocket
 from schema.root import schema
@@ -84,7 +85,14 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
     provider = payments.provider_from_settings(settings)
     app.state.payments = provider
     app.state.signer = TokenSigner(keys, settings.jwt_issuer, settings.jwt_audience, lifetime)
-    app.state.mailer = FileMailer(settings.mail_directory)
+    smtp = settings.smtp
+    app.state.mailer = (
+        SmtpMailer(smtp, timeout=settings.smtp_timeout_seconds)
+        if smtp
+        else FileMailer(settings.mail_directory)
+    )
+    if smtp:
+        log.info("mail goes out through %s", smtp)
     # Third-party sign-in: nothing fetched yet (discovery at each one's first sign-in).
     app.state.identity_providers = providers_from_settings(settings)
     hub = Hub(
@@ -176,11 +184,17 @@ async def readyz(request: Request) -> Response:
     provider = request.app.state.payments
     breaker = getattr(provider, "breaker", None)
     circuit = breaker.state if breaker is not None else "none"
+    mailer = request.app.state.mailer  # the same for mail (the file sender has no circuit)
+    mail_breaker = getattr(mailer, "breaker", None)
     return JSONResponse(
         {
             "status": "ok",
             "database": "reachable",
             "payments": {"provider": provider.name, "circuit": circuit},
+            "mail": {
+                "sender": getattr(mailer, "name", type(mailer).__name__),
+                "circuit": mail_breaker.state if mail_breaker is not None else "none",
+            },
         }
     )
 

@@ -1,9 +1,9 @@
-"""Outgoing e-mail: the `Mailer` interface and the sender used until SMTP is configured.
+"""Outgoing e-mail: the `Mailer` interface and the sender used when SMTP is not configured.
 
 `FileMailer` delivers nothing: it writes each message as an `.eml` file (any mail
 client opens one) under MAIL_DIR and logs where, so a developer follows the links in
-them, and tests read them as a user reads their inbox. The notifications part adds an
-SMTP sender behind the same interface.
+them, and tests read them as a user reads their inbox. With SMTP_URL set, the app sends
+through `infra.smtp_mail.SmtpMailer` instead, behind the same interface.
 """
 
 from __future__ import annotations
@@ -25,6 +25,16 @@ class Mailer(Protocol):
     async def send(self, message: EmailMessage) -> None: ...
 
 
+class MailUnavailable(Exception):
+    """The mail server cannot take the message now (down, timing out, asking to try
+    later, or its circuit is open); a later send may succeed."""
+
+
+class MailRefused(Exception):
+    """The mail server refused the message for good (a 5xx reply, a failed login): sending
+    it again would not help."""
+
+
 def compose(sender: str, to: str, subject: str, text: str) -> EmailMessage:
     message = EmailMessage()
     message["From"] = sender
@@ -37,6 +47,8 @@ def compose(sender: str, to: str, subject: str, text: str) -> EmailMessage:
 
 
 class FileMailer:
+    name = "file"
+
     def __init__(self, directory: Path) -> None:
         self.directory = directory
 

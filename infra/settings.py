@@ -20,6 +20,7 @@ from pydantic import Field, PrivateAttr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from infra.rate_limits import parse_figures
+from infra.smtp_mail import SmtpTarget, parse_smtp_url
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -88,6 +89,11 @@ class Settings(BaseSettings):
     mail_from: str = env("MAIL_FROM", "Booking <no-reply@localhost>")
     # Where the file mail sender writes each message (.eml); unset: BOOKING_DATA_DIR/mail.
     mail_dir: Path | None = env("MAIL_DIR", None)
+    # SMTP (infra/smtp_mail.py): smtp://, smtp+starttls:// or smtps://user:pass@host:port;
+    # unset: mail is written to MAIL_DIR. Checked by from_env (see `smtp`).
+    smtp_url: str | None = env("SMTP_URL", None, secret=True)
+    # One send over SMTP, connecting included; a send is tried up to 3 times.
+    smtp_timeout_seconds: Seconds = env("SMTP_TIMEOUT_SECONDS", 10.0)
     data_dir: Path = env("BOOKING_DATA_DIR", ROOT / ".data")
     # Where `make run` (commands/run.py) listens; `uvicorn app:app` takes its own flags.
     host: str = env("HOST", "127.0.0.1")
@@ -223,10 +229,19 @@ class Settings(BaseSettings):
     def mail_directory(self) -> Path:
         return self.mail_dir or self.data_dir / "mail"
 
+    @property
+    def smtp(self) -> SmtpTarget | None:
+        """SMTP_URL parsed (None: unset); ValueError naming SMTP_URL when it is not one.
+        Not a field validator: pydantic's message would echo the URL, password and all."""
+        return parse_smtp_url(self.smtp_url) if self.smtp_url else None
+
     @classmethod
     def from_env(cls) -> Settings:
-        """The settings of this process; pydantic's ValidationError names a bad value."""
-        return cls()
+        """The settings of this process; pydantic's ValidationError names a bad value (a
+        bad SMTP_URL: a ValueError naming it, without its value)."""
+        settings = cls()
+        settings.smtp  # noqa: B018 - parsed now, so a bad one stops start-up
+        return settings
 
     @classmethod
     def variables(cls) -> dict[str, str]:
