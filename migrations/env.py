@@ -10,6 +10,7 @@ from sqlalchemy.engine import Connection
 
 from domain.availability import tables as availability_tables
 from domain.booking import tables as booking_tables
+from domain.notifications import tables as notification_tables
 from domain.payments import tables as payment_tables
 from domain.users import tables as users_tables
 from infra import outbox
@@ -17,7 +18,14 @@ from infra.database import create_engine, libpq_url, managed_by_us, metadata
 from infra.settings import Settings
 
 # Every table the code declares joins the one metadata: autogenerate sees them all.
-DECLARED = (availability_tables, booking_tables, payment_tables, users_tables, outbox)
+DECLARED = (
+    availability_tables,
+    booking_tables,
+    notification_tables,
+    payment_tables,
+    users_tables,
+    outbox,
+)
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logging", True):
     fileConfig(config.config_file_name, disable_existing_loggers=False)
