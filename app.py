@@ -179,24 +179,28 @@ async def readyz(request: Request) -> Response:
         # One line: probes repeat every few seconds for as long as an outage lasts.
         log.warning("readiness check failed: %r", error)
         return JSONResponse({"status": "unavailable", "database": "unreachable"}, status_code=503)
-    # Payments down is no reason to take this process out of rotation (every process
-    # shares the provider), but it is shown: the circuit's state, as the logs say it.
+    # Payments or mail down is no reason to take this process out of rotation (every
+    # process shares them), but it is shown: each circuit's state, as the logs say it.
     provider = request.app.state.payments
-    breaker = getattr(provider, "breaker", None)
-    circuit = breaker.state if breaker is not None else "none"
-    mailer = request.app.state.mailer  # the same for mail (the file sender has no circuit)
-    mail_breaker = getattr(mailer, "breaker", None)
+    mailer = request.app.state.mailer
     return JSONResponse(
         {
             "status": "ok",
             "database": "reachable",
-            "payments": {"provider": provider.name, "circuit": circuit},
+            "payments": {"provider": provider.name, "circuit": _circuit(provider)},
             "mail": {
                 "sender": getattr(mailer, "name", type(mailer).__name__),
-                "circuit": mail_breaker.state if mail_breaker is not None else "none",
+                "circuit": _circuit(mailer),
             },
         }
     )
+
+
+def _circuit(outside: object) -> str:
+    """The state of an outside call's breaker; "none" for an adapter without one (the
+    offline provider, the file sender)."""
+    breaker = getattr(outside, "breaker", None)
+    return str(breaker.state) if breaker is not None else "none"
 
 
 async def metrics(request: Request) -> Response:

@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import insert, select
+from sqlalchemy import Table, insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -25,44 +25,28 @@ from infra.ids import uuid7
 MAX_DURATION_MINUTES = 24 * 60
 
 
-async def _staff_of_org(
+async def _all_of_org(
     conn: AsyncConnection,
+    table: Table,
     org_id: uuid.UUID,
-    staff_ids: Sequence[uuid.UUID | None],
+    ids: Sequence[uuid.UUID | None],
     field: str,
     problems: Problems,
+    missing: str,
 ) -> None:
+    """A problem at `field.i` for each of `ids` that is not a row of `table` (staff or
+    services) in the organization."""
     known = set(
         await conn.scalars(
-            select(staff.c.id).where(
-                staff.c.organization_id == org_id,
-                staff.c.id.in_([s for s in staff_ids if s is not None]),
+            select(table.c.id).where(
+                table.c.organization_id == org_id,
+                table.c.id.in_([i for i in ids if i is not None]),
             )
         )
     )
-    for i, sid in enumerate(staff_ids):
-        if sid not in known:
-            problems.add(f"{field}.{i}", "No such staff member in this organization.")
-
-
-async def _services_of_org(
-    conn: AsyncConnection,
-    org_id: uuid.UUID,
-    service_ids: Sequence[uuid.UUID | None],
-    field: str,
-    problems: Problems,
-) -> None:
-    known = set(
-        await conn.scalars(
-            select(services.c.id).where(
-                services.c.organization_id == org_id,
-                services.c.id.in_([s for s in service_ids if s is not None]),
-            )
-        )
-    )
-    for i, sid in enumerate(service_ids):
-        if sid not in known:
-            problems.add(f"{field}.{i}", "No such service in this organization.")
+    for i, given in enumerate(ids):
+        if given not in known:
+            problems.add(f"{field}.{i}", missing)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +93,15 @@ async def create_service(
 ) -> Service:
     problems = Problems()
     _check_draft(draft, problems)
-    await _staff_of_org(conn, org_id, staff_ids, "input.staffIds", problems)
+    await _all_of_org(
+        conn,
+        staff,
+        org_id,
+        staff_ids,
+        "input.staffIds",
+        problems,
+        "No such staff member in this organization.",
+    )
     problems.check()
     service_id = uuid7()
     await conn.execute(
@@ -155,7 +147,15 @@ async def add_staff(
         problems.add("input.email", "Enter a valid e-mail address.")
     if time_zone is not None and not is_time_zone(time_zone):
         problems.add("input.timeZone", "Use an IANA time zone name, like 'Europe/Berlin'.")
-    await _services_of_org(conn, org_id, service_ids, "input.serviceIds", problems)
+    await _all_of_org(
+        conn,
+        services,
+        org_id,
+        service_ids,
+        "input.serviceIds",
+        problems,
+        "No such service in this organization.",
+    )
     problems.check()
     staff_id = uuid7()
     await conn.execute(

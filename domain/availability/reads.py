@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime, time
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import Column, and_, or_, select
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
@@ -78,32 +78,27 @@ async def time_off_by_id(
     return {row["id"]: time_off_from_row(row) for row in rows}
 
 
+async def _linked(
+    conn: AsyncConnection, by: Column[uuid.UUID], to: Column[uuid.UUID], keys: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, list[uuid.UUID]]:
+    """service_staff read one way round: for each of `keys` (in `by`), its `to` ids."""
+    rows = await conn.execute(select(by, to).where(by.in_(keys)).order_by(by, to))
+    out: dict[uuid.UUID, list[uuid.UUID]] = {k: [] for k in keys}
+    for key, value in rows:
+        out[key].append(value)
+    return out
+
+
 async def staff_ids_of_services(
     conn: AsyncConnection, service_ids: Sequence[uuid.UUID]
 ) -> dict[uuid.UUID, list[uuid.UUID]]:
-    rows = await conn.execute(
-        select(service_staff.c.service_id, service_staff.c.staff_id)
-        .where(service_staff.c.service_id.in_(service_ids))
-        .order_by(service_staff.c.service_id, service_staff.c.staff_id)
-    )
-    out: dict[uuid.UUID, list[uuid.UUID]] = {s: [] for s in service_ids}
-    for service_id, staff_id in rows:
-        out[service_id].append(staff_id)
-    return out
+    return await _linked(conn, service_staff.c.service_id, service_staff.c.staff_id, service_ids)
 
 
 async def service_ids_of_staff(
     conn: AsyncConnection, staff_ids: Sequence[uuid.UUID]
 ) -> dict[uuid.UUID, list[uuid.UUID]]:
-    rows = await conn.execute(
-        select(service_staff.c.staff_id, service_staff.c.service_id)
-        .where(service_staff.c.staff_id.in_(staff_ids))
-        .order_by(service_staff.c.staff_id, service_staff.c.service_id)
-    )
-    out: dict[uuid.UUID, list[uuid.UUID]] = {s: [] for s in staff_ids}
-    for staff_id, service_id in rows:
-        out[staff_id].append(service_id)
-    return out
+    return await _linked(conn, service_staff.c.staff_id, service_staff.c.service_id, staff_ids)
 
 
 async def staff_ids_of_user(conn: AsyncConnection, user_id: uuid.UUID) -> list[uuid.UUID]:
