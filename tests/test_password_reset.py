@@ -11,6 +11,7 @@ import asyncpg
 from tests.business import PASSWORD, sign_up
 from tests.conftest import GraphQLClient
 from tests.mailbox import RESET_SUBJECT, last_to, link_in, messages_to, reset_token
+from tests.test_sessions import SIGN_IN, VIEWER
 
 REQUEST = """
 mutation($email: String!) { requestPasswordReset(email: $email) { ok errors { code field } } }"""
@@ -20,15 +21,8 @@ mutation($token: String!, $password: String!) {
     accessToken refreshToken user { email emailVerified } errors { code field message }
   }
 }"""
-SIGN_IN = """
-mutation($email: String!, $password: String!) {
-  signIn(input: {email: $email, password: $password}) {
-    accessToken refreshToken errors { code }
-  }
-}"""
 REFRESH = """
 mutation($t: String!) { refreshSession(refreshToken: $t) { accessToken errors { code } } }"""
-VIEWER = "{ viewer { email } }"
 NEW_PASSWORD = "a brand new passphrase"
 
 
