@@ -1,5 +1,6 @@
 """The passing of time, without any request arriving: past bookings complete, unpaid
-ones expire, expired holds are tidied, old idempotency keys forgotten, and payments are
+ones expire, expired holds are tidied, old idempotency keys and expired sign-in codes
+forgotten, and payments are
 reconciled with the provider. Periodic jobs on the shared runner
 (infra/jobs.py): deferred once per tick whatever the number of processes, one at a time
 (`lock`), each step one idempotent statement."""
@@ -13,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from domain.booking import service as booking
 from domain.payments import service as payments
+from domain.users import service as users
 from infra.jobs import engine_of
 
 SWEEP_EVERY = "* * * * * */15"  # cron with seconds: every 15 s
@@ -25,6 +27,7 @@ async def sweep(engine: AsyncEngine, now: datetime) -> None:
     await booking.expire_unpaid(engine, now)
     await booking.clear_expired_holds(engine, now)
     await booking.forget_old_idempotency_keys(engine, now)
+    await users.forget_expired(engine, now)
 
 
 async def sweep_job(context: procrastinate.JobContext, timestamp: int) -> None:

@@ -23,6 +23,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from domain.users import service as users
 from domain.users.phone import MAX_ATTEMPTS, PhoneCodes
 from domain.users.sms import SmsRejected, SmsUnavailable, TwilioSms
 from infra.clock import ManualClock
@@ -197,6 +198,23 @@ async def test_a_code_expires_after_five_minutes(
         expired = await sign_in(gql, late, late_code)
         assert codes_of(expired) == [("CODE_EXPIRED", "code")]
         assert expired["accessToken"] is None
+
+
+async def test_codes_are_forgotten_a_day_after_they_expired(
+    server: Server, gql: GraphQLClient, sms_log: pytest.LogCaptureFixture
+) -> None:
+    clock = ManualClock()
+    with phone_codes_changed(server, clock=clock):
+        number = new_number()
+        code = await code_for(gql, sms_log, number)
+        clock.advance(timedelta(minutes=5))
+        engine = server.app_state.engine
+        await users.forget_expired(engine, clock.now() + timedelta(hours=23))
+        kept = await sign_in(gql, number, code)
+        assert codes_of(kept) == [("CODE_EXPIRED", "code")]  # still known: expired
+        await users.forget_expired(engine, clock.now() + timedelta(days=1, seconds=1))
+        forgotten = await sign_in(gql, number, code)
+        assert codes_of(forgotten) == [("CODE_INVALID", "code")]
 
 
 async def test_numbers_are_checked_and_read_in_the_default_region(

@@ -170,9 +170,6 @@ async def issue_code(
 ) -> str:
     """A one-time code for the user, good for CODE_LIFETIME; with `client_challenge`, only
     the holder of its verifier may exchange it."""
-    await conn.execute(
-        delete(sign_in_codes).where(sign_in_codes.c.expires_at < now - KEPT_AFTER_EXPIRY)
-    )
     code, code_hash = new_opaque_token()
     await conn.execute(
         insert(sign_in_codes).values(

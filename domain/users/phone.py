@@ -49,7 +49,8 @@ _NO_TEXTS = frozenset(
     }
 )
 # Expired codes a request clears on its way (one row per number otherwise stays).
-_SWEEP = 20
+# Expired codes are kept this long (answered CODE_EXPIRED), then the sweep forgets them.
+KEPT_AFTER_EXPIRY = timedelta(days=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,13 +131,6 @@ async def issue_code(conn: AsyncConnection, codes: PhoneCodes, number: str) -> s
         .values(phone=number, **values)
         .on_conflict_do_update(index_elements=["phone"], set_=values)
     )
-    stale = (
-        select(phone_codes.c.phone)
-        .where(phone_codes.c.expires_at < now - timedelta(days=1))
-        .limit(_SWEEP)
-        .with_for_update(skip_locked=True)
-    )
-    await conn.execute(delete(phone_codes).where(phone_codes.c.phone.in_(stale.scalar_subquery())))
     return code
 
 

@@ -20,6 +20,7 @@ from domain.users.email_tokens import (
 from domain.users.email_tokens import request_password_reset as request_password_reset
 from domain.users.email_tokens import reset_password as reset_password
 from domain.users.email_tokens import verify_email as verify_email
+from domain.users.expired import forget_expired as forget_expired
 from domain.users.passwords import hash_password, password_problem, verify_password
 from domain.users.records import MANAGERS, Membership, Organization, Role, Session, User
 from domain.users.sessions import REFRESH_LIFETIME as REFRESH_LIFETIME

@@ -35,12 +35,6 @@ class PendingSignIn:
 
 
 async def remember(conn: AsyncConnection, state: str, pending: PendingSignIn) -> None:
-    # Tidied here, a few rows at a time: each sign-in clears those long expired.
-    await conn.execute(
-        delete(sign_in_states).where(
-            sign_in_states.c.expires_at < pending.expires_at - STATE_LIFETIME - KEPT_AFTER_EXPIRY
-        )
-    )
     await conn.execute(
         insert(sign_in_states).values(
             state_hash=hash_opaque_token(state),
