@@ -47,6 +47,34 @@ async def test_a_thirty_level_query_is_refused_in_milliseconds(gql: GraphQLClien
     assert f"limit is {LIMITS.depth}" in message
 
 
+def the_issues_query(slug: str, rounds: int = 30) -> str:
+    """Issue 8's abusive query as sent: `organization { services { edges { node {
+    organization { services ...` for 30 rounds, 122 fields deep, default page sizes."""
+    inner = "name"
+    for _ in range(rounds):
+        inner = f"services {{ edges {{ node {{ organization {{ {inner} }} }} }} }}"
+    return f'{{ organization(slug: "{slug}") {{ {inner} }} }}'
+
+
+async def test_the_issues_thirty_round_query_never_starts(
+    server: Server, gql: GraphQLClient
+) -> None:
+    """Before the limits it held the whole pool for minutes; now it is refused in
+    milliseconds and not one statement runs (the business exists, so running it would
+    read it)."""
+    biz = await create_business(gql)
+    query = the_issues_query(biz.slug)
+    assert query.count("organization") == 31
+    assert query.count("services") == 30
+    server.counter.start()
+    try:
+        message = await refused(gql, query, "depth")  # under 0.5 s, no `data`
+    finally:
+        statements = server.counter.stop()
+    assert statements == 0, server.counter.statements[:3]
+    assert "122 deep" in message, message
+
+
 async def test_cost_multiplies_by_page_sizes(gql: GraphQLClient) -> None:
     # Three rounds at the default page of 50 are 50**3 organizations: refused...
     message = await refused(gql, nested(3), "cost")

@@ -11,12 +11,14 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
+import pytest
 
 from schema.operation_limits import Documents, Limits
 from schema.root import schema
 from tests.business import CREATE_SERVICE, Business, create_business, payload
 from tests.conftest import GraphQLClient, Server
 from tests.test_availability_api import local, next_weekday
+from tests.ws_client import LEGACY_WS, TRANSPORT_WS, socket
 
 LOOSE = Limits(depth=1_000, aliases=1_000, tokens=100_000, directives=1_000, cost=10**12)
 
@@ -25,13 +27,14 @@ LOOSE = Limits(depth=1_000, aliases=1_000, tokens=100_000, directives=1_000, cos
 async def loosened(server: Server, **settings: Any) -> AsyncIterator[None]:
     """The test server with no query limits and the given settings, for this block."""
     state = server.app_state
-    before, documents = state.settings, state.documents
+    hub = state.realtime  # WebSocket operations are checked by the hub's own reference
+    before, documents, over_ws = state.settings, state.documents, hub.documents
     state.settings = before.model_copy(update=settings)
-    state.documents = Documents(schema._schema, LOOSE)
+    state.documents = hub.documents = Documents(schema._schema, LOOSE)
     try:
         yield
     finally:
-        state.settings, state.documents = before, documents
+        state.settings, state.documents, hub.documents = before, documents, over_ws
 
 
 async def with_services(gql: GraphQLClient, count: int) -> Business:
@@ -90,6 +93,34 @@ async def test_an_operation_over_its_time_limit_is_stopped(
     assert "longer than 0.5 s" in error["message"]
     assert elapsed < 2.0, elapsed
     await settled(server, tasks_before)
+
+
+@pytest.mark.parametrize("protocol", [TRANSPORT_WS, LEGACY_WS])
+async def test_a_query_over_websocket_has_the_same_time_limit(
+    server: Server, gql: GraphQLClient, protocol: str
+) -> None:
+    """realtime/websocket.py bounds a query sent as a `subscribe` (or legacy `start`)
+    message like one over HTTP: answered TIMEOUT, then nothing of it runs on."""
+    biz = await with_services(gql, 6)
+    async with socket(server.base_url, protocol) as ws:
+        await ws.init()
+        tasks_before = len(asyncio.all_tasks())  # the open socket's own tasks included
+        async with loosened(server, operation_timeout_seconds=0.5):
+            started = time.perf_counter()
+            subscription_id = await ws.subscribe(exponential(biz.slug, 6, 6), {})
+            # Without the limit the query runs on for many seconds: this wait fails.
+            body = await ws.data(seconds=3.0)
+            elapsed = time.perf_counter() - started
+            assert await ws.next() == {"type": "complete", "id": subscription_id}
+        assert body["data"] is None, str(body)[:300]
+        [error] = body["errors"]
+        assert error["extensions"]["code"] == "TIMEOUT", error
+        assert "longer than 0.5 s" in error["message"]
+        assert elapsed < 2.0, elapsed
+        await settled(server, tasks_before)
+        # The connection is still usable afterwards.
+        await ws.subscribe("{ __typename }", {})
+        assert (await ws.data())["data"] == {"__typename": "Query"}
 
 
 async def test_a_client_that_goes_away_cancels_its_execution(
