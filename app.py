@@ -8,7 +8,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from redis.asyncio import Redis
@@ -23,10 +23,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from domain import background, events
 from domain.booking.service import Policy
 from domain.booking.slot_lock import LocalSlotLock, RedisSlotLock
+from domain.notifications.scenes import Letterhead
+from domain.notifications.webhook_sender import webhook_sender_from_settings
+from domain.notifications.worker import NotificationWorker
 from domain.payments import service as payments
 from domain.users import service as users
 from domain.users.oidc_client import providers_from_settings
 from domain.users.phone import PhoneCodes, code_key
+from domain.users.server_keys import manage_link_key
 from domain.users.signing_keys import keys_for
 from domain.users.sms import channel_from_settings
 from domain.users.tokens import TokenSigner
@@ -34,16 +38,16 @@ from infra.bus import EventBus
 from infra.database import create_engine, libpq_url, reader
 from infra.jobs import JobRunner, in_background_task
 from infra.lifecycle import Step, shut_down, stop_task
-from infra.mail import FileMailer
+from infra.mailers import mailer_from_settings
 from infra.outbox import Consumer, Row
 from infra.rate_limits import RateLimits, parse_figures
 from infra.relay import OutboxReader
 from infra.settings import Settings
-from infra.smtp_mail import SmtpMailer
 from realtime.hub import Hub
 from realtime.websocket import accept as accept_websocket
 from schema.root import schema
 from web.auth import AUTH_ROUTES
+from web.calendar_feed import CALENDAR_FEED_ROUTES
 from web.demo import DEMO_ROUTES
 from web.graphiql import GRAPHIQL_ROUTES
 from web.graphql_endpoint import GraphQLEndpoint, context_for, documents_for, format_error
@@ -81,18 +85,14 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
     )
     if sms.name == "console":
         log.warning("SMS_PROVIDER is console: phone sign-in codes go to this log, not to phones")
-    app.state.policy = Policy(hold_seconds=settings.booking_hold_seconds)
+    app.state.policy = Policy(
+        hold_seconds=settings.booking_hold_seconds,
+        manage_key=await manage_link_key(engine, settings.jwt_secret),
+    )
     provider = payments.provider_from_settings(settings)
     app.state.payments = provider
     app.state.signer = TokenSigner(keys, settings.jwt_issuer, settings.jwt_audience, lifetime)
-    smtp = settings.smtp
-    app.state.mailer = (
-        SmtpMailer(smtp, timeout=settings.smtp_timeout_seconds)
-        if smtp
-        else FileMailer(settings.mail_directory)
-    )
-    if smtp:
-        log.info("mail goes out through %s", smtp)
+    app.state.mailer = mailer_from_settings(settings)
     # Third-party sign-in: nothing fetched yet (discovery at each one's first sign-in).
     app.state.identity_providers = providers_from_settings(settings)
     hub = Hub(
@@ -124,6 +124,20 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
     await jobs.start({"engine": engine, "payments": provider})
     app.state.jobs = jobs
     settler = in_background_task(settle_payments(dsn, engine, provider).run(), "payments-settler")
+    notifier = NotificationWorker(
+        dsn,
+        engine,
+        app.state.mailer,
+        webhook_sender_from_settings(settings),
+        Letterhead(settings.mail_from, settings.app_url, app.state.policy.manage_key),
+        retry_first_wait=timedelta(seconds=settings.notification_retry_seconds),
+    )
+    app.state.notifier = notifier
+    notifying = (
+        in_background_task(notifier.run(), "notifications")
+        if settings.notifications_worker == "in-process"
+        else None
+    )
     try:
         yield
     finally:
@@ -132,6 +146,7 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
         steps: list[Step] = [
             ("the job worker", jobs.stop),
             ("the payments settler", lambda: stop_task(settler)),
+            ("the notification worker", lambda: stop_task(notifying)),
             ("realtime", hub.stop),
             ("the payment provider", provider.close),
             ("the SMS provider", sms.close),
@@ -257,6 +272,7 @@ starlette_app = Starlette(
         Route("/metrics", metrics),
         *WEBHOOK_ROUTES,
         *AUTH_ROUTES,
+        *CALENDAR_FEED_ROUTES,
         *GRAPHIQL_ROUTES,
         *DEMO_ROUTES,
     ],

@@ -87,6 +87,8 @@ class Server(uvicorn.Server):
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    # Development: webhooks to a receiver on this machine (http://localhost:...) work.
+    os.environ.setdefault("WEBHOOK_ALLOW_LOOPBACK", "true")
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
     try:

@@ -94,6 +94,19 @@ class Settings(BaseSettings):
     smtp_url: str | None = env("SMTP_URL", None, secret=True)
     # One send over SMTP, connecting included; a send is tried up to 3 times.
     smtp_timeout_seconds: Seconds = env("SMTP_TIMEOUT_SECONDS", 10.0)
+    # Where e-mails and webhooks are derived and sent from: every server process, or
+    # only `python -m commands.notifications worker` processes.
+    notifications_worker: Literal["in-process", "external"] = env(
+        "NOTIFICATIONS_WORKER", "in-process"
+    )
+    # The first wait before an e-mail is tried again (then doubling, at most an hour).
+    notification_retry_seconds: Seconds = env("NOTIFICATION_RETRY_SECONDS", 30.0)
+    # Organization webhooks (domain/notifications/webhook_sender.py): one POST's time
+    # limit (never retried inside: the queue retries), and which addresses beyond the
+    # public internet an endpoint may be on (url_guard.py; off: no request forgery).
+    webhook_timeout_seconds: Seconds = env("WEBHOOK_TIMEOUT_SECONDS", 10.0)
+    webhook_allow_loopback: bool = env("WEBHOOK_ALLOW_LOOPBACK", False)
+    webhook_allow_private_networks: bool = env("WEBHOOK_ALLOW_PRIVATE_NETWORKS", False)
     data_dir: Path = env("BOOKING_DATA_DIR", ROOT / ".data")
     # Where `make run` (commands/run.py) listens; `uvicorn app:app` takes its own flags.
     host: str = env("HOST", "127.0.0.1")
@@ -134,6 +147,9 @@ class Settings(BaseSettings):
     # This server's address as browsers reach it, for the callback URLs given to
     # providers (behind a proxy); unset: each request's own.
     auth_callback_base_url: str | None = env("AUTH_CALLBACK_BASE_URL", None)
+    # This API's address as calendar apps reach it (behind a proxy, maybe under a path):
+    # the base of calendar feed URLs; unset: each request's own.
+    public_api_url: str | None = env("PUBLIC_API_URL", None)
     # Each provider's own variables, whose names no field can declare.
     _oidc_variables: dict[str, str] = PrivateAttr(default_factory=dict)
 
@@ -215,6 +231,16 @@ class Settings(BaseSettings):
         if value is not None and origin_of(value) is None:
             raise ValueError(f"{value!r} is not an http(s) address")
         return value.rstrip("/") if value else value
+
+    @field_validator("public_api_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        parts = urlsplit(value)
+        if origin_of(value) is None or parts.query or parts.fragment:
+            raise ValueError(f"{value!r} is not an http(s) address like https://api.example.com")
+        return value.rstrip("/")
 
     def model_post_init(self, context: Any) -> None:
         self._oidc_variables = {

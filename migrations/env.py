@@ -10,7 +10,9 @@ from sqlalchemy.engine import Connection
 
 from domain.availability import tables as availability_tables
 from domain.booking import tables as booking_tables
+from domain.notifications import feed_tables as notification_feed_tables
 from domain.notifications import tables as notification_tables
+from domain.notifications import webhook_tables
 from domain.payments import tables as payment_tables
 from domain.users import tables as users_tables
 from infra import outbox
@@ -21,7 +23,9 @@ from infra.settings import Settings
 DECLARED = (
     availability_tables,
     booking_tables,
+    notification_feed_tables,
     notification_tables,
+    webhook_tables,
     payment_tables,
     users_tables,
     outbox,

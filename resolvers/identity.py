@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-from email.message import EmailMessage
+import uuid
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain.availability import service as availability
 from domain.errors import DomainError
+from domain.notifications import service as notifications
 from domain.users import external
 from domain.users import phone as phones
 from domain.users import records as us
 from domain.users import service as users
 from domain.users.letters import Letterhead
 from domain.users.sms import SmsUnavailable
-from infra.mail import deliver
 from resolvers.attempt import attempt
 from resolvers.limited import email_key, rate_limited
 from schema.common import UserError
@@ -42,6 +42,12 @@ def _letterhead(info: Info) -> Letterhead:
     return Letterhead(app_url=settings.app_url, sender=settings.mail_from)
 
 
+async def _send(info: Info, letter: uuid.UUID | None) -> None:
+    """A link the answer says is on its way: sent now, once its token has committed
+    (queued with it, so the dispatcher retries it if the mail server is down)."""
+    await notifications.send_now(info.context.engine, info.context.mailer, letter)
+
+
 async def _claim(conn: AsyncConnection, user: us.User) -> us.User:
     """A verified address: the staff members addStaff(email:) named by it are this user
     (its invitations' memberships the users domain gave already)."""
@@ -51,18 +57,18 @@ async def _claim(conn: AsyncConnection, user: us.User) -> us.User:
 
 
 async def sign_up(info: Info, input: SignUpInput) -> AuthPayload:
-    async def work(conn: AsyncConnection) -> tuple[us.Session, EmailMessage | None]:
+    async def work(conn: AsyncConnection) -> tuple[us.Session, uuid.UUID | None]:
         session = await users.sign_up(
             conn, info.context.signer, input.email, input.password, input.name, input.phone
         )
         mail = await users.request_email_verification(conn, session.user.id, _letterhead(info))
-        return session, mail
+        return session, await notifications.queue_letter(conn, mail)
 
     outcome, errors = await attempt(info, work)
     if outcome is None:
         return AuthPayload(errors=errors)
-    session, mail = outcome
-    await deliver(info.context.mailer, mail)  # once committed: the link must work
+    session, letter = outcome
+    await _send(info, letter)
     return AuthPayload.of(session)
 
 
@@ -99,7 +105,7 @@ async def update_profile(info: Info, input: UpdateProfileInput) -> UserPayload:
     viewer = info.context.require_viewer()
 
     async def work(conn: AsyncConnection) -> us.User:
-        return await users.update_profile(conn, viewer, input.name, input.phone)
+        return await users.update_profile(conn, viewer, input.name, input.phone, input.time_zone)
 
     user, errors = await attempt(info, work)
     return UserPayload(user=User.of(user) if user else None, errors=errors)
@@ -117,11 +123,12 @@ async def request_email_verification(info: Info) -> RequestEmailVerificationPayl
     if limited := await rate_limited(info, "email_verification", user=str(viewer)):
         return RequestEmailVerificationPayload(ok=False, errors=limited)
 
-    async def work(conn: AsyncConnection) -> EmailMessage | None:
-        return await users.request_email_verification(conn, viewer, _letterhead(info))
+    async def work(conn: AsyncConnection) -> uuid.UUID | None:
+        mail = await users.request_email_verification(conn, viewer, _letterhead(info))
+        return await notifications.queue_letter(conn, mail)
 
-    mail, errors = await attempt(info, work)
-    await deliver(info.context.mailer, mail)
+    letter, errors = await attempt(info, work)
+    await _send(info, letter)
     return RequestEmailVerificationPayload(ok=not errors, errors=errors)
 
 
@@ -138,11 +145,12 @@ async def request_password_reset(info: Info, email: str) -> RequestPasswordReset
     if limited := await rate_limited(info, "password_reset", email=email_key(email)):
         return RequestPasswordResetPayload(ok=False, errors=limited)
 
-    async def work(conn: AsyncConnection) -> EmailMessage | None:
-        return await users.request_password_reset(conn, email, _letterhead(info))
+    async def work(conn: AsyncConnection) -> uuid.UUID | None:
+        mail = await users.request_password_reset(conn, email, _letterhead(info))
+        return await notifications.queue_letter(conn, mail)
 
-    mail, errors = await attempt(info, work)
-    await deliver(info.context.mailer, mail)
+    letter, errors = await attempt(info, work)
+    await _send(info, letter)
     # The same answer whether or not an account has this address.
     return RequestPasswordResetPayload(ok=not errors, errors=errors)
 

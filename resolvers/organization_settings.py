@@ -39,6 +39,7 @@ async def update_organization_settings(
             hold_minutes=input.hold_minutes,
             free_cancellation_hours=input.free_cancellation_hours,
             late_cancellation_refund_percent=input.late_cancellation_refund_percent,
+            reminder_minutes=input.reminder_minutes_before,
         )
 
     org, errors = await attempt(info, work)

@@ -43,6 +43,7 @@ from schema.booking import Booking
 from schema.catalog import Organization, Staff, TimeOff
 from schema.context import Context, forbidden, unauthenticated
 from schema.identity import User
+from schema.notification_preferences import NotificationPreferences
 from schema.payment import Payment
 
 ROOTS = ("Query", "Mutation", "Subscription")
@@ -114,6 +115,11 @@ def _rule(
 
 def _self(user: User, context: Context) -> bool:
     return user.own or (context.viewer_id is not None and user.record.id == context.viewer_id)
+
+
+def _owner_of(preferences: NotificationPreferences, context: Context) -> bool:
+    viewer = context.viewer_id
+    return preferences.own or (viewer is not None and preferences.user_id == viewer)
 
 
 def _self_or_contact(user: User, context: Context) -> bool:
@@ -273,6 +279,14 @@ SELF = _rule(
     (User,),
     refusal="Only the account's owner sees this.",
 )
+OWN_SETTINGS = _rule(
+    "OWN_SETTINGS",
+    "the account's owner only, as SELF: a setting of the account, reached through it",
+    "hidden ok hidden forbid forbid forbid hidden hidden",
+    _owner_of,
+    (NotificationPreferences,),
+    refusal="Only the account's owner sees this.",
+)
 PAYER = _rule(
     "PAYER",
     "whoever pays the booking (its customer, its guest with the manage token); null for"
@@ -295,6 +309,12 @@ NOT_BY_ID = _rule(
     _nobody,
     (Payment,),
 )
+THROUGH_ORGANIZATION = _rule(
+    "THROUGH_ORGANIZATION",
+    "not served by node(id): read through Organization.webhookEndpoints (OWNER/ADMIN)",
+    "hidden hidden hidden hidden hidden hidden hidden hidden",
+    _nobody,
+)
 CALLER = _rule(
     "CALLER",
     "only in a mutation's answer, to whoever sent it",
@@ -310,6 +330,7 @@ NODE_TYPES: dict[str, Rule] = {
     "Booking": PARTICIPANT,
     "User": SELF,
     "Payment": NOT_BY_ID,
+    "WebhookEndpoint": THROUGH_ORGANIZATION,
 }
 
 RULES: dict[str, Rule] = {
@@ -351,6 +372,14 @@ RULES: dict[str, Rule] = {
     "Mutation.confirmBooking": CONFIRMER,
     "Mutation.declineBooking": CONFIRMER,
     "Mutation.confirmPayment": PARTICIPANT,
+    # ---- mutations: notifications
+    "Mutation.updateNotificationPreferences": SIGNED_IN,
+    "Mutation.rotateCalendarFeed": STAFF_OR_MANAGER,
+    "Mutation.createWebhookEndpoint": MANAGER,
+    "Mutation.deleteWebhookEndpoint": MANAGER,
+    "Mutation.resumeWebhookEndpoint": MANAGER,
+    "Mutation.redeliverWebhook": MANAGER,
+    "Mutation.retryMessage": MANAGER,
     # ---- subscriptions
     "Subscription.availabilityChanged": PUBLIC,
     "Subscription.bookingChanged": PARTICIPANT,
@@ -360,6 +389,10 @@ RULES: dict[str, Rule] = {
     "User.name": SELF_OR_CONTACT,
     "User.emailVerified": SELF_OR_CONTACT,
     "User.memberships": SELF,
+    "User.notificationPreferences": SELF,
+    "NotificationPreferences.emailReminders": OWN_SETTINGS,
+    "NotificationPreferences.smsReminders": OWN_SETTINGS,
+    "User.timeZone": SELF,
     "Booking.guestName": PARTICIPANT,
     "Booking.guestEmail": PARTICIPANT,
     "Booking.notes": PARTICIPANT,
@@ -375,6 +408,8 @@ RULES: dict[str, Rule] = {
     "TimeOff.reason": STAFF_OR_MANAGER,
     "Organization.settings": MANAGER,
     "Organization.bookings": MEMBER,
+    "Organization.webhookEndpoints": MANAGER,
+    "Organization.undeliveredMessages": MANAGER,
     # ---- secrets and accounts in a mutation's answer
     "AuthPayload.accessToken": CALLER,
     "AuthPayload.refreshToken": CALLER,
@@ -382,6 +417,8 @@ RULES: dict[str, Rule] = {
     "AuthPayload.user": CALLER,
     "UserPayload.user": CALLER,
     "BookingPayload.manageToken": CALLER,
+    "WebhookEndpointPayload.signingSecret": CALLER,
+    "CalendarFeedPayload.url": CALLER,
     "TimeOffPayload.timeOff": CALLER,
 }
 
@@ -394,6 +431,9 @@ PERSONAL: frozenset[str] = frozenset(
         "User.name",
         "User.emailVerified",
         "User.memberships",
+        "User.notificationPreferences",
+        "NotificationPreferences.emailReminders",
+        "NotificationPreferences.smsReminders",
         "Booking.guestName",
         "Booking.guestEmail",
         "Booking.notes",
@@ -409,12 +449,16 @@ PERSONAL: frozenset[str] = frozenset(
         "TimeOff.reason",
         "Organization.settings",
         "Organization.bookings",
+        "Organization.webhookEndpoints",
+        "Organization.undeliveredMessages",
         "AuthPayload.accessToken",
         "AuthPayload.refreshToken",
         "AuthPayload.accessTokenExpiresAt",
         "AuthPayload.user",
         "UserPayload.user",
         "BookingPayload.manageToken",
+        "WebhookEndpointPayload.signingSecret",
+        "CalendarFeedPayload.url",
         "TimeOffPayload.timeOff",
     }
 )

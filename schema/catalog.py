@@ -15,9 +15,13 @@ from infra.ids import to_global_id
 from resolvers.access import can_manage_staff
 from resolvers.organization_settings import organization_settings
 from resolvers.paging import page_args, page_info
+from resolvers.undelivered import organization_undelivered
+from resolvers.webhooks import organization_webhook_endpoints
 from schema.common import Money, Node, PageInfo, Weekday, encode_cursor
 from schema.context import Info, forbidden, invalid_argument
 from schema.organization_settings import OrganizationSettings
+from schema.undelivered import UndeliveredMessage
+from schema.webhooks import WebhookEndpoint
 
 if TYPE_CHECKING:
     from schema.booking import BookingConnection
@@ -75,6 +79,17 @@ class Organization(Node):
     @strawberry.field(description="OWNER/ADMIN only: the booking and refund policy.")  # type: ignore[untyped-decorator]
     async def settings(self, info: Info) -> OrganizationSettings:
         return await organization_settings(info, self.record)
+
+    @strawberry.field(description="OWNER/ADMIN only: where its events are POSTed.")  # type: ignore[untyped-decorator]
+    async def webhook_endpoints(self, info: Info) -> list[WebhookEndpoint]:
+        return await organization_webhook_endpoints(info, self.record)
+
+    @strawberry.field(  # type: ignore[untyped-decorator]
+        description="OWNER/ADMIN only: the newest e-mails about its bookings that could not"
+        " be delivered (retryMessage sends one again)."
+    )
+    async def undelivered_messages(self, info: Info) -> list[UndeliveredMessage]:
+        return await organization_undelivered(info, self.record)
 
     @strawberry.field(description="Members (OWNER, ADMIN) see all; STAFF see their own.")  # type: ignore[untyped-decorator]
     async def bookings(

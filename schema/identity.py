@@ -11,6 +11,7 @@ from infra.ids import to_global_id
 from schema.catalog import Organization
 from schema.common import Node, Role, UserError
 from schema.context import Info
+from schema.notification_preferences import NotificationPreferences
 
 
 @strawberry.type(name="Membership")
@@ -32,6 +33,10 @@ class User(Node):
     phone: str | None = strawberry.field(description="E.164")
     name: str
     email_verified: bool
+    time_zone: str | None = strawberry.field(
+        description="IANA name: the zone of the times in this account's e-mails; null: the"
+        " business's zone."
+    )
     # Who this account is to the viewer where the resolver knows more than the viewer's
     # id says (schema/access_rules.py reads both): `own`, the account the answer's
     # recipient just proved to be theirs (a session, an e-mail link); `contact`, the
@@ -48,6 +53,7 @@ class User(Node):
             phone=r.phone,
             name=r.name,
             email_verified=r.email_verified,
+            time_zone=r.time_zone,
             own=own,
             contact=contact,
         )
@@ -56,6 +62,13 @@ class User(Node):
     async def memberships(self, info: Info) -> list[Membership]:
         found = await info.context.loaders.memberships.load(self.record.id) or []
         return [Membership(record=m, role=m.role) for m in found]
+
+    @strawberry.field(description="The viewer's own only: reminders (booking messages always go).")  # type: ignore[untyped-decorator]
+    async def notification_preferences(self, info: Info) -> NotificationPreferences:
+        # Here, not at the top: the resolver's module answers with this module's types.
+        from resolvers.notification_preferences import notification_preferences
+
+        return await notification_preferences(info, self.record.id, own=self.own)
 
 
 @strawberry.type
@@ -106,6 +119,11 @@ class SignInInput:
 class UpdateProfileInput:
     name: str | None = None
     phone: str | None = None
+    time_zone: str | None = strawberry.field(
+        default=None,
+        description="IANA name (Europe/Berlin): the zone of the times in your e-mails;"
+        ' "" goes back to each business\'s own zone.',
+    )
 
 
 @strawberry.type(

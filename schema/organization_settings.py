@@ -22,6 +22,10 @@ class OrganizationSettings:
     late_cancellation_refund_percent: int = strawberry.field(
         description="What is refunded of one cancelled later than that (0-100)."
     )
+    reminder_minutes_before: list[int] = strawberry.field(
+        description="When a confirmed booking's customer is reminded, in minutes before"
+        " its start, longest first (default 1440 and 60: a day and an hour ahead)."
+    )
 
     @classmethod
     def of(cls, record: us.OrganizationSettings) -> OrganizationSettings:
@@ -29,6 +33,7 @@ class OrganizationSettings:
             hold_minutes=record.hold_minutes,
             free_cancellation_hours=record.free_cancellation_hours,
             late_cancellation_refund_percent=record.late_cancellation_refund_percent,
+            reminder_minutes_before=list(record.reminder_minutes),
         )
 
 
@@ -41,6 +46,11 @@ class UpdateOrganizationSettingsInput:
     )
     late_cancellation_refund_percent: int | None = strawberry.field(
         default=None, description="Null: unchanged."
+    )
+    reminder_minutes_before: list[int] | None = strawberry.field(
+        default=None,
+        description="At most 3, each 10-10080 minutes (a week); [] sends no reminders."
+        " Null: unchanged.",
     )
 
 

@@ -9,13 +9,16 @@ from graphql import GraphQLError
 from strawberry.schema.config import StrawberryConfig
 
 from resolvers import booking as bookings
-from resolvers import catalog, identity
+from resolvers import calendar_feed as calendar_feeds
+from resolvers import catalog, identity, undelivered, webhooks
+from resolvers import notification_preferences as preferences
 from resolvers import organization_settings as org_settings
 from resolvers.availability import resolve_availability
 from resolvers.node import node
 from schema.access_rules import enforce
 from schema.availability import Availability
 from schema.booking import Booking, BookingConnection, BookingPayload, HoldPayload
+from schema.calendar_feed import CalendarFeedPayload
 from schema.catalog import Organization, Service, Staff, TimeOff
 from schema.catalog_inputs import (
     OrganizationPayload,
@@ -39,6 +42,8 @@ from schema.payment import Payment
 from schema.prepared import PreparedDocument, PreparedValidation
 from schema.scalars import SCALAR_MAP
 from schema.subscription import Subscription
+from schema.undelivered import RetryMessagePayload
+from schema.webhooks import WebhookEndpointPayload
 
 
 @strawberry.type
@@ -124,6 +129,42 @@ class Mutation:
         resolver=bookings.confirm_payment,
         description="After Stripe.js: the server checks the payment with the provider itself."
         " A guest passes manageToken.",
+    )
+
+    update_notification_preferences: UserPayload = strawberry.mutation(
+        resolver=preferences.update_notification_preferences,
+        description="Turns the viewer's reminders on or off (null: unchanged); the messages"
+        " about a booking itself always go.",
+    )
+    rotate_calendar_feed: CalendarFeedPayload = strawberry.mutation(
+        resolver=calendar_feeds.rotate_calendar_feed,
+        description="A new secret .ics feed URL of the viewer's bookings (staffId null) or of"
+        " a staff member's (for that staff member or an OWNER/ADMIN); the old URL stops"
+        " working at once.",
+    )
+
+    retry_message: RetryMessagePayload = strawberry.mutation(
+        resolver=undelivered.retry_message,
+        description="OWNER/ADMIN: an undelivered e-mail about the organization's bookings"
+        " sent again (queued, due now, its tries counted afresh).",
+    )
+    create_webhook_endpoint: WebhookEndpointPayload = strawberry.mutation(
+        resolver=webhooks.create_webhook_endpoint,
+        description="OWNER/ADMIN: a new endpoint for the organization's events; its"
+        " signingSecret is answered this once.",
+    )
+    delete_webhook_endpoint: WebhookEndpointPayload = strawberry.mutation(
+        resolver=webhooks.delete_webhook_endpoint,
+        description="OWNER/ADMIN: deletes the endpoint and its deliveries.",
+    )
+    resume_webhook_endpoint: WebhookEndpointPayload = strawberry.mutation(
+        resolver=webhooks.resume_webhook_endpoint,
+        description="OWNER/ADMIN: a paused endpoint active again; every delivery not yet"
+        " delivered is sent again from now.",
+    )
+    redeliver_webhook: WebhookEndpointPayload = strawberry.mutation(
+        resolver=webhooks.redeliver_webhook,
+        description="OWNER/ADMIN: sends the delivery again now (the same body and webhook-id).",
     )
 
 

@@ -36,9 +36,11 @@ from graphql import (
     get_named_type,
     parse,
 )
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from domain.users import external
+from infra.ids import to_global_id
 from schema.access_rules import NODE_TYPES, RULES, Outcome, Role
 from schema.root import schema
 from tests.booking_api import key
@@ -430,6 +432,18 @@ QUERIES = [
         row=lambda w: w.booking,
     ),
     Sample(
+        "Organization.webhookEndpoints",
+        "query($slug: String!) { organization(slug: $slug) { webhookEndpoints { id } } }",
+        organization,
+        path=("organization", "webhookEndpoints"),
+    ),
+    Sample(
+        "Organization.undeliveredMessages",
+        "query($slug: String!) { organization(slug: $slug) { undeliveredMessages { id } } }",
+        organization,
+        path=("organization", "undeliveredMessages"),
+    ),
+    Sample(
         "Staff.timeOff",
         "query($id: ID!, $start: DateTime!, $end: DateTime!) { node(id: $id) {"
         " ... on Staff { timeOff(start: $start, end: $end) { id reason } } } }",
@@ -462,6 +476,7 @@ QUERIES = [
             ("name", "name"),
             ("emailVerified", "emailVerified"),
             ("memberships", "memberships { role }"),
+            ("notificationPreferences", "notificationPreferences { emailReminders }"),
         )
     ),
     Sample(
@@ -556,6 +571,94 @@ async def new_slug(world: World, role: Role) -> dict[str, Any]:
     return {
         "input": {"name": "Another", "slug": slug, "timeZone": "Europe/Berlin", "currency": "EUR"}
     }
+
+
+# Webhook endpoints of organization A: a public address (accepted without resolving), for
+# an event nothing here causes; the deliveries made here are a paused endpoint's, so
+# nothing is ever sent.
+HOOK = {"url": "https://1.1.1.1/booking-hooks", "events": ["BOOKING_NO_SHOW"]}
+CREATE_HOOK = """
+mutation($input: CreateWebhookEndpointInput!) {
+  createWebhookEndpoint(input: $input) { endpoint { id } errors { code field message } }
+}"""
+
+
+async def new_hook(world: World, paused: bool = False) -> str:
+    data = await world.http.data(
+        CREATE_HOOK,
+        {"input": {"organizationId": world.biz.org_id, **HOOK}},
+        world.token(Role.OWNER),
+    )
+    made = data["createWebhookEndpoint"]
+    assert made["errors"] == [], made
+    endpoint_id: str = made["endpoint"]["id"]
+    if paused:
+        async with world.engine.begin() as conn:
+            await conn.execute(
+                text(
+                    "UPDATE webhook_endpoints SET active = false, paused_reason = 'test'"
+                    " WHERE id = :id"
+                ),
+                {"id": db_key(endpoint_id, "WebhookEndpoint")},
+            )
+    return endpoint_id
+
+
+async def hook_to_delete(world: World, role: Role) -> dict[str, Any]:
+    return {"endpointId": await new_hook(world)}
+
+
+def shared_hook(make: Callable[[World], Awaitable[dict[str, Any]]]) -> Prepare:
+    """One target for every role of the case (an organization has at most 20 endpoints)."""
+    made: dict[int, dict[str, Any]] = {}
+
+    async def prepare(world: World, role: Role) -> dict[str, Any]:
+        if id(world) not in made:
+            made[id(world)] = await make(world)
+        return made[id(world)]
+
+    return prepare
+
+
+async def paused_hook(world: World) -> dict[str, Any]:
+    return {"endpointId": await new_hook(world, paused=True)}
+
+
+async def hook_delivery(world: World) -> dict[str, Any]:
+    endpoint = db_key(await new_hook(world, paused=True), "WebhookEndpoint")
+    delivery = uuid.uuid4()
+    async with world.engine.begin() as conn:
+        await conn.execute(
+            text(
+                "INSERT INTO webhook_deliveries (id, endpoint_id, event, event_id, body, status)"
+                " VALUES (:id, :endpoint, 'BOOKING_NO_SHOW', :event, '{}', 'DEAD')"
+            ),
+            {"id": delivery, "endpoint": endpoint, "event": str(delivery)},
+        )
+    return {"deliveryId": to_global_id("WebhookDelivery", delivery)}
+
+
+async def dead_letter(world: World, role: Role) -> dict[str, Any]:
+    """An undelivered e-mail about the world's organization (one per case: a retry
+    queues it again)."""
+    letter = uuid.uuid4()
+    org = db_key(world.biz.org_id, "Organization")
+    async with world.engine.begin() as conn:
+        await conn.execute(
+            text(
+                "INSERT INTO notification_deliveries"
+                " (id, dedupe_key, channel, recipient, message, status, attempts,"
+                " organization_id) VALUES (:id, :key, 'email', 'nobody@example.com',"
+                " :message, 'DEAD', 12, :org)"
+            ),
+            {
+                "id": letter,
+                "key": f"matrix:{letter}",
+                "message": b"Subject: x\r\n\r\nx",
+                "org": org,
+            },
+        )
+    return {"messageId": to_global_id("UndeliveredMessage", letter)}
 
 
 def far_sunday() -> str:
@@ -695,6 +798,27 @@ MUTATIONS = [
         BOOKED,
         fresh_id(lambda w: w.paid, 11, with_token=True),
     ),
+    mutation(
+        "updateNotificationPreferences",
+        "input: UpdateNotificationPreferencesInput!",
+        "user { id }",
+        fixed(input={"smsReminders": True}),
+    ),
+    # A staff member's feed: theirs and their managers' (the viewer's own, staffId null, is
+    # every signed-in user's: SIGNED_IN, checked in tests/test_calendar_feeds.py).
+    mutation("rotateCalendarFeed", "staffId: ID", "url", fixed(staffId=lambda w: w.staff_id)),
+    mutation(
+        "createWebhookEndpoint",
+        "input: CreateWebhookEndpointInput!",
+        "endpoint { id }",
+        fixed(input=lambda w: {"organizationId": w.biz.org_id, **HOOK}),
+    ),
+    mutation("deleteWebhookEndpoint", "endpointId: ID!", "endpoint { id }", hook_to_delete),
+    mutation(
+        "resumeWebhookEndpoint", "endpointId: ID!", "endpoint { id }", shared_hook(paused_hook)
+    ),
+    mutation("redeliverWebhook", "deliveryId: ID!", "endpoint { id }", shared_hook(hook_delivery)),
+    mutation("retryMessage", "messageId: ID!", "message { id }", dead_letter),
 ]
 
 SAMPLES = [*QUERIES, *SUBSCRIPTIONS, *SIGN_UPS, *MUTATIONS]

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from domain.booking.service import Policy
 from infra.ids import key_of
 from tests.booking_api import (
     CANCEL,
@@ -185,7 +185,7 @@ async def test_expired_hold_blocks_nothing(gql: GraphQLClient, server: Server) -
     biz = await create_business(gql)
     alice, bob = await sign_up(gql), await sign_up(gql)
     before = server.app_state.policy
-    server.app_state.policy = Policy(hold_seconds=1)
+    server.app_state.policy = replace(server.app_state.policy, hold_seconds=1)
     try:
         held = await gql.data(
             HOLD, {"input": {"serviceId": biz.service_id, "start": monday_at(15)}}, alice.token

@@ -51,6 +51,7 @@ def data(**changes: object) -> MessageData:
         currency="EUR",
         reason="Staff ill",
         payment_due=START - timedelta(days=2),
+        lead_minutes=1440,
     )
     return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
 
@@ -184,6 +185,7 @@ def test_a_reason_and_a_payment_deadline_appear_when_given() -> None:
         (MessageKind.PAYMENT_RECEIPT, {"amount": None, "currency": None}),
         (MessageKind.PAYMENT_REFUND, {"amount": None, "currency": None}),
         (MessageKind.STAFF_BOOKING_NEW, {"customer_name": None}),
+        (MessageKind.REMINDER, {"lead_minutes": None}),
     ],
 )
 def test_a_missing_value_fails_loudly(kind: MessageKind, missing: dict[str, object]) -> None:
@@ -293,3 +295,19 @@ def test_to_email_wants_a_calendar_content_type_with_the_invite() -> None:
             invite=b"x",
             invite_content_type="text/plain",
         )
+
+
+@pytest.mark.parametrize(
+    ("minutes", "shown"),
+    [
+        (1440, "24 hours"),
+        (60, "1 hour"),
+        (2880, "2 days"),
+        (90, "1 hour 30 minutes"),
+        (30, "30 minutes"),
+    ],
+)
+def test_a_reminder_says_how_far_ahead_it_is(minutes: int, shown: str) -> None:
+    rendered = render(MessageKind.REMINDER, data(lead_minutes=minutes))
+    assert rendered.subject == f"Reminder: Haircut at Hudson Barbers in {shown}"
+    assert f"starts in {shown}." in rendered.text

@@ -10,6 +10,7 @@ import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -19,7 +20,6 @@ from alembic import command
 from alembic.config import Config
 
 from domain import events
-from domain.booking.service import Policy
 from domain.kept import KeptRecords
 from domain.users import service as users
 from domain.users.records import Organization
@@ -314,7 +314,7 @@ async def hold_lasts(gql: GraphQLClient, person: Person, biz: Business, slot: in
 def organization_hold_time(server: Server) -> Iterator[None]:
     """Holds last the organization's hold time, whatever BOOKING_HOLD_SECONDS says."""
     before = server.app_state.policy
-    server.app_state.policy = Policy(hold_seconds=None)
+    server.app_state.policy = replace(server.app_state.policy, hold_seconds=None)
     try:
         yield
     finally:

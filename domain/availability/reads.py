@@ -71,6 +71,17 @@ async def staff_by_id(conn: AsyncConnection, ids: Iterable[uuid.UUID]) -> dict[u
     return {row["id"]: staff_from_row(row) for row in rows}
 
 
+async def staff_emails(conn: AsyncConnection, ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, str]:
+    """The address each staff member was added with (those without one are left out):
+    where their booking messages go unless their linked account has its own."""
+    rows = await conn.execute(
+        select(staff.c.id, staff.c.email).where(
+            staff.c.id.in_(list(ids)), staff.c.email.is_not(None)
+        )
+    )
+    return {row.id: row.email for row in rows}
+
+
 async def time_off_by_id(
     conn: AsyncConnection, ids: Iterable[uuid.UUID]
 ) -> dict[uuid.UUID, TimeOff]:

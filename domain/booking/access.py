@@ -3,6 +3,7 @@ member, an organization manager): the roles that decide what they may see and do
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import secrets
@@ -18,9 +19,18 @@ from domain.users import service as users
 from domain.users.records import MANAGERS
 
 
-def new_manage_token() -> tuple[str, bytes]:
-    """A guest's manage token (192 random bits, shown once) and the hash we keep."""
-    token = secrets.token_urlsafe(24)
+def manage_token_for(key: bytes, booking_id: uuid.UUID) -> str:
+    """A guest's manage token: 192 bits derived from the booking id with the server's
+    key (domain/users/server_keys.py), so each of the booking's e-mails can carry the
+    guest's link while only the token's hash is kept."""
+    digest = hmac.new(key, b"manage " + booking_id.bytes, hashlib.sha256).digest()[:24]
+    return base64.urlsafe_b64encode(digest).decode()
+
+
+def new_manage_token(key: bytes | None, booking_id: uuid.UUID) -> tuple[str, bytes]:
+    """A guest's manage token (shown once) and the hash we keep; without a key, random
+    (then no e-mail can carry it)."""
+    token = manage_token_for(key, booking_id) if key is not None else secrets.token_urlsafe(24)
     return token, hashlib.sha256(token.encode()).digest()
 
 

@@ -64,7 +64,9 @@ async def create_booking(
         earlier = await _replay_or_reserve_key(conn, request, viewer, guest, booking_id)
         if earlier is not None:
             return BookingResult(earlier, None)
-        token, token_hash = new_manage_token() if guest else (None, None)
+        token, token_hash = (
+            new_manage_token(policy.manage_key, booking_id) if guest else (None, None)
+        )
         status = _first_status(service)
         expires = now + policy.hold_time(org) if status is BookingStatus.PENDING_PAYMENT else None
         new = _NewBooking(

@@ -71,6 +71,8 @@ class Policy:
     """What the deployment decides: BOOKING_HOLD_SECONDS overrides every organization."""
 
     hold_seconds: int | None = None
+    # Guests' manage tokens are derived with it (access.manage_token_for); None: random.
+    manage_key: bytes | None = None
 
     def hold_time(self, org: Organization) -> timedelta:
         if self.hold_seconds is not None:

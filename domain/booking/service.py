@@ -7,6 +7,7 @@ slot lock must be released only after the commit made the claim visible.
 
 from __future__ import annotations
 
+from domain.booking.access import manage_token_for
 from domain.booking.allocation import claims_loader
 from domain.booking.create import create_booking
 from domain.booking.history import history_of
@@ -27,6 +28,7 @@ from domain.booking.queries import load_booking as booking_by_id
 from domain.booking.records import Actor
 from domain.booking.requests import BookingRequest, BookingResult, Guest, Policy
 from domain.booking.unpaid import abandon_unpaid, expire_unpaid, mark_paid
+from domain.booking.upcoming import bookings_by_id, confirmed_starting, still_confirmed_at
 
 # Who pays for a booking: its customer, or its guest holding the manage token.
 PAYERS = frozenset({Actor.CUSTOMER, Actor.GUEST})
@@ -41,19 +43,23 @@ __all__ = [
     "abandon_unpaid",
     "booking_and_roles",
     "booking_by_id",
+    "bookings_by_id",
     "bookings_page",
     "cancel_booking",
     "claims_loader",
     "clear_expired_holds",
     "complete_past_bookings",
     "confirm_booking",
+    "confirmed_starting",
     "create_booking",
     "decline_booking",
     "expire_unpaid",
     "forget_old_idempotency_keys",
     "history_of",
     "hold_slot",
+    "manage_token_for",
     "mark_paid",
     "readable_booking",
     "reschedule_booking",
+    "still_confirmed_at",
 ]

@@ -14,41 +14,49 @@ timeout and tries).
 
 Failures: MailUnavailable (the server down, 4xx) schedules a retry with exponential
 backoff and full jitter (FIRST_WAIT * 2^attempts capped at MAX_WAIT, a random time up
-to that); MailRefused (5xx) is final: DEAD at once. A message is also given up (DEAD)
-after MAX_ATTEMPTS tries once it has been queued GIVE_UP_AFTER: with full jitter the
-waits are random, so the age, not the count alone, makes a day's outage survivable.
+to that); MailRefused (5xx) is final: DEAD at once. While the mail server's circuit is
+open (the mailer refuses to try), nothing is tried and no try is counted: the message
+waits CIRCUIT_WAIT and the batch ends, so an outage does not use up a message's tries.
+A message is also given up (DEAD) after MAX_ATTEMPTS tries once it has been queued
+GIVE_UP_AFTER: with full jitter the waits are random, so the age, not the count alone,
+makes a day's outage survivable.
 Anything else one message raises (a bug, a message that does not parse) is treated as
 transient for that message and logged; the rest of the batch goes on.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.parser import BytesParser
 from email.policy import default as default_policy
 
-from sqlalchemy import select, update
+from sqlalchemy import RowMapping, Update, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from domain.notifications.tables import notification_deliveries as deliveries
 from infra.ids import uuid7
 from infra.mail import Mailer, MailRefused, MailUnavailable
+from infra.resilience import BreakerOpen
 
 log = logging.getLogger("booking.notifications")
 
-PENDING, SENT, DEAD = "PENDING", "SENT", "DEAD"
+PENDING, SENT, DEAD, DROPPED = "PENDING", "SENT", "DEAD", "DROPPED"
 EMAIL = "email"
 FIRST_WAIT = timedelta(seconds=30)
 MAX_WAIT = timedelta(hours=1)
 MAX_ATTEMPTS = 12
 GIVE_UP_AFTER = timedelta(hours=24)
+# While the mail server's circuit is open, how long a message waits before it is looked
+# at again (the circuit lets one trial through after its reset timeout).
+CIRCUIT_WAIT = timedelta(seconds=5)
 ERROR_LENGTH = 2000  # of last_error: enough to read, not a whole traceback
 
 
@@ -59,10 +67,12 @@ class Dispatched:
     sent: int = 0
     retrying: int = 0
     dead: int = 0
+    dropped: int = 0  # reminders whose booking changed or whose reader opted out
+    postponed: int = 0  # not tried: the mail server's circuit was open (not in total)
 
     @property
     def total(self) -> int:
-        return self.sent + self.retrying + self.dead
+        return self.sent + self.retrying + self.dead + self.dropped
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +84,7 @@ class DeadLetter:
     attempts: int
     last_error: str | None
     created_at: datetime
+    organization_id: uuid.UUID | None = None
 
 
 def parse(data: bytes) -> EmailMessage:
@@ -82,30 +93,81 @@ def parse(data: bytes) -> EmailMessage:
     return message
 
 
+@dataclass(frozen=True, slots=True)
+class ReminderGuard:
+    """What must still hold when a reminder leaves: its booking confirmed at this start,
+    and (user_id) the account still wanting e-mail reminders."""
+
+    booking_id: uuid.UUID
+    start: datetime
+    user_id: uuid.UUID | None = None
+
+
+# Checks a guard inside the sending transaction (reminders.still_due), keeping what it
+# read from changing until that transaction ends.
+Guard = Callable[[AsyncConnection, ReminderGuard], Awaitable[bool]]
+
+
 async def enqueue(
-    conn: AsyncConnection, dedupe_key: str, recipient: str, message: EmailMessage
-) -> bool:
-    """Queues `message` for `recipient` in the caller's transaction; False when a
-    message with `dedupe_key` is queued already (it is not queued again)."""
+    conn: AsyncConnection,
+    dedupe_key: str,
+    recipient: str,
+    message: EmailMessage,
+    *,
+    due: datetime | None = None,
+    guard: ReminderGuard | None = None,
+    organization_id: uuid.UUID | None = None,
+) -> uuid.UUID | None:
+    """Queues `message` for `recipient` in the caller's transaction, to be sent from
+    `due` (None: at once); its id, or None when a message with `dedupe_key` is queued
+    already (it is not queued again). A `guard`ed message is sent only while the guard
+    holds, else DROPPED. `organization_id`: the organization the message is about, whose
+    OWNER/ADMIN see it if it cannot be delivered."""
+    values: dict[str, object] = {
+        "id": uuid7(),
+        "dedupe_key": dedupe_key,
+        "channel": EMAIL,
+        "recipient": recipient,
+        "message": bytes(message),
+    }
+    if due is not None:
+        values["next_attempt_at"] = due
+    if organization_id is not None:
+        values["organization_id"] = organization_id
+    if guard is not None:
+        values |= {
+            "booking_id": guard.booking_id,
+            "booking_start": guard.start,
+            "user_id": guard.user_id,
+        }
     result = await conn.execute(
         pg_insert(deliveries)
-        .values(
-            id=uuid7(),
-            dedupe_key=dedupe_key,
-            channel=EMAIL,
-            recipient=recipient,
-            message=bytes(message),
-        )
+        .values(**values)
         .on_conflict_do_nothing(index_elements=[deliveries.c.dedupe_key])
         .returning(deliveries.c.id)
     )
-    return result.first() is not None
+    queued: uuid.UUID | None = result.scalar()
+    return queued
 
 
-def backoff(attempts: int, rand: Callable[[], float] = random.random) -> timedelta:
+async def queued_keys(conn: AsyncConnection, dedupe_keys: Sequence[str]) -> set[str]:
+    """Those of `dedupe_keys` queued already (whatever became of them)."""
+    if not dedupe_keys:
+        return set()
+    rows = await conn.execute(
+        select(deliveries.c.dedupe_key).where(deliveries.c.dedupe_key.in_(list(dedupe_keys)))
+    )
+    return set(rows.scalars())
+
+
+def backoff(
+    attempts: int,
+    rand: Callable[[], float] = random.random,
+    first_wait: timedelta = FIRST_WAIT,
+) -> timedelta:
     """The wait after the `attempts`-th failed try: full jitter, a random time up to
-    FIRST_WAIT * 2^(attempts - 1), at most MAX_WAIT."""
-    ceiling = min(MAX_WAIT, FIRST_WAIT * (1 << min(attempts - 1, 30)))
+    first_wait * 2^(attempts - 1), at most MAX_WAIT."""
+    ceiling = min(MAX_WAIT, first_wait * (1 << min(attempts - 1, 30)))
     return ceiling * rand()
 
 
@@ -116,14 +178,20 @@ async def dispatch_once(
     batch: int = 20,
     *,
     rand: Callable[[], float] = random.random,
+    guard: Guard | None = None,
+    only: Sequence[uuid.UUID] | None = None,
+    first_wait: timedelta = FIRST_WAIT,
 ) -> Dispatched:
     """Sends up to `batch` messages due at `now`, one transaction each; what happened to
-    them. Messages another dispatcher holds are skipped, not waited for."""
+    them. Messages another dispatcher holds are skipped, not waited for. `only`: just
+    these messages (a request sending what it queued). A guarded message without a
+    `guard` to check it waits for a dispatcher that has one."""
     done = Dispatched()
     async with engine.connect() as conn:
         for _ in range(batch):
             async with conn.begin():
-                if not await _dispatch_next(conn, mailer, now, rand, done):
+                retry_in = functools.partial(backoff, rand=rand, first_wait=first_wait)
+                if not await _dispatch_next(conn, mailer, now, retry_in, done, guard, only):
                     break
     return done
 
@@ -132,84 +200,127 @@ async def _dispatch_next(
     conn: AsyncConnection,
     mailer: Mailer,
     now: datetime,
-    rand: Callable[[], float],
+    retry_in: Callable[[int], timedelta],
     done: Dispatched,
+    guard: Guard | None,
+    only: Sequence[uuid.UUID] | None,
 ) -> bool:
-    row = (
-        (
-            await conn.execute(
-                select(
-                    deliveries.c.id,
-                    deliveries.c.message,
-                    deliveries.c.attempts,
-                    deliveries.c.created_at,
-                )
-                .where(deliveries.c.status == PENDING, deliveries.c.next_attempt_at <= now)
-                .order_by(deliveries.c.next_attempt_at)
-                .limit(1)
-                .with_for_update(skip_locked=True)
-            )
-        )
-        .mappings()
-        .first()
+    query = select(
+        deliveries.c.id,
+        deliveries.c.message,
+        deliveries.c.attempts,
+        deliveries.c.created_at,
+        deliveries.c.booking_id,
+        deliveries.c.booking_start,
+        deliveries.c.user_id,
+    ).where(deliveries.c.status == PENDING, deliveries.c.next_attempt_at <= now)
+    if only is not None:
+        query = query.where(deliveries.c.id.in_(list(only)))
+    if guard is None:
+        query = query.where(deliveries.c.booking_id.is_(None))
+    found = await conn.execute(
+        # `only` waits for a message another dispatcher is sending: its caller then
+        # knows it has left (or failed) when this returns.
+        query.order_by(deliveries.c.next_attempt_at)
+        .limit(1)
+        .with_for_update(skip_locked=only is None)
     )
+    row = found.mappings().first()
     if row is None:
         return False
     attempts = row["attempts"] + 1
     this = update(deliveries).where(deliveries.c.id == row["id"])
+    if row["booking_id"] is not None and guard is not None:
+        held = ReminderGuard(row["booking_id"], row["booking_start"], row["user_id"])
+        if not await guard(conn, held):
+            await conn.execute(this.values(status=DROPPED))
+            done.dropped += 1
+            return True
     try:
         await mailer.send(parse(row["message"]))
+    except MailUnavailable as error:
+        if not isinstance(error.__cause__, BreakerOpen):
+            await _failed(conn, this, row, attempts, now, retry_in, error, done)
+            return True
+        # Not tried: the mail server's circuit is open. The message waits without a try
+        # counted, and so does the rest of the batch (the circuit answers them the same).
+        await conn.execute(this.values(next_attempt_at=now + CIRCUIT_WAIT))
+        done.postponed += 1
+        return False
     except MailRefused as error:
         log.warning("delivery %s refused for good: %s", row["id"], error)
         await conn.execute(this.values(status=DEAD, attempts=attempts, last_error=_text(error)))
         done.dead += 1
         return True
     except Exception as error:  # one message's failure is that message's alone
-        if not isinstance(error, MailUnavailable):
-            log.exception("delivery %s failed", row["id"])
-        if attempts >= MAX_ATTEMPTS and now - row["created_at"] >= GIVE_UP_AFTER:
-            log.warning("delivery %s given up after %d tries: %s", row["id"], attempts, error)
-            await conn.execute(this.values(status=DEAD, attempts=attempts, last_error=_text(error)))
-            done.dead += 1
-        else:
-            await conn.execute(
-                this.values(
-                    attempts=attempts,
-                    next_attempt_at=now + backoff(attempts, rand),
-                    last_error=_text(error),
-                )
-            )
-            done.retrying += 1
+        log.exception("delivery %s failed", row["id"])
+        await _failed(conn, this, row, attempts, now, retry_in, error, done)
         return True
     await conn.execute(this.values(status=SENT, attempts=attempts, sent_at=now, last_error=None))
     done.sent += 1
     return True
 
 
+async def _failed(
+    conn: AsyncConnection,
+    this: Update,
+    row: RowMapping,
+    attempts: int,
+    now: datetime,
+    retry_in: Callable[[int], timedelta],
+    error: Exception,
+    done: Dispatched,
+) -> None:
+    """A try that failed for now: tried again later, or given up."""
+    if attempts >= MAX_ATTEMPTS and now - row["created_at"] >= GIVE_UP_AFTER:
+        log.warning("delivery %s given up after %d tries: %s", row["id"], attempts, error)
+        await conn.execute(this.values(status=DEAD, attempts=attempts, last_error=_text(error)))
+        done.dead += 1
+        return
+    next_attempt = now + retry_in(attempts)
+    await conn.execute(
+        this.values(attempts=attempts, next_attempt_at=next_attempt, last_error=_text(error))
+    )
+    done.retrying += 1
+
+
 def _text(error: Exception) -> str:
     return f"{type(error).__name__}: {error}"[:ERROR_LENGTH]
 
 
-async def dead_letters(conn: AsyncConnection, limit: int = 50) -> list[DeadLetter]:
-    """Messages given up, newest first."""
+async def dead_letters(
+    conn: AsyncConnection, limit: int = 50, organization_id: uuid.UUID | None = None
+) -> list[DeadLetter]:
+    """Messages given up (those about one organization), newest first."""
+    query = select(deliveries).where(deliveries.c.status == DEAD)
+    if organization_id is not None:
+        query = query.where(deliveries.c.organization_id == organization_id)
     rows = await conn.execute(
-        select(deliveries)
-        .where(deliveries.c.status == DEAD)
-        .order_by(deliveries.c.created_at.desc(), deliveries.c.id.desc())
-        .limit(limit)
+        query.order_by(deliveries.c.created_at.desc(), deliveries.c.id.desc()).limit(limit)
     )
-    return [
-        DeadLetter(
-            id=r["id"],
-            dedupe_key=r["dedupe_key"],
-            recipient=r["recipient"],
-            subject=parse(r["message"])["Subject"],
-            attempts=r["attempts"],
-            last_error=r["last_error"],
-            created_at=r["created_at"],
-        )
-        for r in rows.mappings()
-    ]
+    return [_dead_letter(r) for r in rows.mappings()]
+
+
+async def dead_letter(conn: AsyncConnection, delivery_id: uuid.UUID) -> DeadLetter | None:
+    """One message, if it was given up."""
+    rows = await conn.execute(
+        select(deliveries).where(deliveries.c.id == delivery_id, deliveries.c.status == DEAD)
+    )
+    row = rows.mappings().first()
+    return _dead_letter(row) if row is not None else None
+
+
+def _dead_letter(r: RowMapping) -> DeadLetter:
+    return DeadLetter(
+        id=r["id"],
+        dedupe_key=r["dedupe_key"],
+        recipient=r["recipient"],
+        subject=parse(r["message"])["Subject"],
+        attempts=r["attempts"],
+        last_error=r["last_error"],
+        created_at=r["created_at"],
+        organization_id=r["organization_id"],
+    )
 
 
 async def retry(conn: AsyncConnection, delivery_id: uuid.UUID, now: datetime) -> bool:

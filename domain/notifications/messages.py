@@ -51,8 +51,7 @@ class MessageKind(Enum):
     BOOKING_EXPIRED = "booking_expired"
     PAYMENT_RECEIPT = "payment_receipt"
     PAYMENT_REFUND = "payment_refund"
-    REMINDER_24_HOURS = "reminder_24_hours"
-    REMINDER_1_HOUR = "reminder_1_hour"
+    REMINDER = "reminder"  # lead_minutes before the start (the organization's setting)
     # To the staff member.
     STAFF_BOOKING_NEW = "staff_booking_new"
     STAFF_BOOKING_CANCELLED = "staff_booking_cancelled"
@@ -71,7 +70,8 @@ class MessageData:
     previous_start/previous_end: the times before a reschedule or move. amount and
     currency: integer minor units and an ISO 4217 code, for a receipt or refund.
     manage_link: a guest's link to their booking (never on a staff message).
-    payment_due: until when an unpaid booking keeps its slot (BOOKING_RECEIVED)."""
+    payment_due: until when an unpaid booking keeps its slot (BOOKING_RECEIVED).
+    lead_minutes: how long before the start a REMINDER is sent ("in 24 hours")."""
 
     recipient_name: str
     recipient_email: str
@@ -89,6 +89,7 @@ class MessageData:
     manage_link: str | None = None
     reason: str | None = None
     payment_due: datetime | None = None
+    lead_minutes: int | None = None
 
     def __post_init__(self) -> None:
         times = (self.start, self.end, self.previous_start, self.previous_end, self.payment_due)
@@ -141,6 +142,17 @@ def format_money(amount: int, currency: str) -> str:
     major, minor = divmod(abs(amount), 10**exponent)
     number = f"{major}.{minor:0{exponent}d}" if exponent else str(major)
     return f"{sign}{number} {code}"
+
+
+def format_lead(minutes: int) -> str:
+    """1440 -> "24 hours", 60 -> "1 hour", 2880 -> "2 days", 90 -> "1 hour 30 minutes"."""
+    if minutes >= 2880 and minutes % 1440 == 0:
+        return f"{minutes // 1440} days"
+    hours, rest = divmod(minutes, 60)
+    parts = [f"{hours} hour{'s' if hours != 1 else ''}"] if hours else []
+    if rest or not hours:
+        parts.append(f"{rest} minute{'s' if rest != 1 else ''}")
+    return " ".join(parts)
 
 
 def _date(moment: datetime) -> str:
@@ -206,6 +218,7 @@ def _context(kind: MessageKind, data: MessageData) -> dict[str, str]:
         "payment_due": (
             format_moment(data.payment_due, zone) if data.payment_due is not None else None
         ),
+        "lead": format_lead(data.lead_minutes) if data.lead_minutes is not None else None,
     }
     return {
         "recipient_name": data.recipient_name,

@@ -20,6 +20,7 @@ def user_of(row: RowMapping) -> User:
         phone=row["phone"],
         name=row["name"],
         email_verified=row["email_verified"],
+        time_zone=row["time_zone"],
     )
 
 

@@ -27,9 +27,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from domain.errors import DomainError, ErrorCode
 from domain.users.records import Session
+from domain.users.server_keys import server_key
 from domain.users.sessions import open_session
 from domain.users.sms import SmsChannel, SmsRejected
-from domain.users.tables import phone_codes, server_secrets, users
+from domain.users.tables import phone_codes, users
 from domain.users.tokens import TokenSigner
 from infra.clock import SYSTEM_CLOCK, Clock
 from infra.ids import uuid7
@@ -65,21 +66,8 @@ class PhoneCodes:
 
 
 async def code_key(engine: AsyncEngine, jwt_secret: str | None) -> bytes:
-    """The HMAC key of the codes: derived from JWT_SECRET when it is set (then it is in
-    no database), else generated once and kept in `server_secrets` for every process."""
-    if jwt_secret:
-        return hmac.new(jwt_secret.encode(), b"phone sign-in codes", hashlib.sha256).digest()
-    async with engine.begin() as conn:
-        await conn.execute(
-            pg_insert(server_secrets)
-            .values(name="phone_codes", value=secrets.token_urlsafe(32))
-            .on_conflict_do_nothing()
-        )
-        value = await conn.scalar(
-            select(server_secrets.c.value).where(server_secrets.c.name == "phone_codes")
-        )
-    assert isinstance(value, str)
-    return value.encode()
+    """The HMAC key of the codes (domain/users/server_keys.py)."""
+    return await server_key(engine, "phone_codes", b"phone sign-in codes", jwt_secret)
 
 
 def normalise(text: str, default_region: str | None, field: str = "phone") -> str:

@@ -24,6 +24,7 @@ class User:
     phone: str | None
     name: str
     email_verified: bool
+    time_zone: str | None = None  # IANA; None: read times in the organization's zone
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +37,7 @@ class Organization:
     hold_minutes: int
     free_cancellation_hours: int = 24
     late_cancellation_refund_percent: int = 0
+    reminder_minutes: tuple[int, ...] = (1440, 60)
 
     @property
     def settings(self) -> OrganizationSettings:
@@ -43,6 +45,7 @@ class Organization:
             hold_minutes=self.hold_minutes,
             free_cancellation_hours=self.free_cancellation_hours,
             late_cancellation_refund_percent=self.late_cancellation_refund_percent,
+            reminder_minutes=self.reminder_minutes,
         )
 
 
@@ -52,11 +55,13 @@ class OrganizationSettings:
 
     hold_minutes: how long a hold or an unpaid booking keeps its slot; a paid booking
     cancelled by its customer at least free_cancellation_hours before its start is
-    refunded in full, later late_cancellation_refund_percent of it."""
+    refunded in full, later late_cancellation_refund_percent of it. reminder_minutes: how
+    long before a confirmed booking its customer is reminded."""
 
     hold_minutes: int
     free_cancellation_hours: int
     late_cancellation_refund_percent: int
+    reminder_minutes: tuple[int, ...] = (1440, 60)  # longest first
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,6 +21,7 @@ from domain.users.email_tokens import request_password_reset as request_password
 from domain.users.email_tokens import reset_password as reset_password
 from domain.users.email_tokens import verify_email as verify_email
 from domain.users.expired import forget_expired as forget_expired
+from domain.users.managers import member_emails as member_emails
 from domain.users.passwords import hash_password, password_problem, verify_password
 from domain.users.records import MANAGERS, Membership, Organization, Role, Session, User
 from domain.users.sessions import REFRESH_LIFETIME as REFRESH_LIFETIME
@@ -45,6 +46,7 @@ def _organization(row: RowMapping) -> Organization:
         hold_minutes=row["hold_minutes"],
         free_cancellation_hours=row["free_cancellation_hours"],
         late_cancellation_refund_percent=row["late_cancellation_refund_percent"],
+        reminder_minutes=tuple(sorted(row["reminder_minutes"], reverse=True)),
     )
 
 
@@ -114,17 +116,25 @@ async def sign_in(conn: AsyncConnection, signer: TokenSigner, email: str, passwo
 
 
 async def update_profile(
-    conn: AsyncConnection, user_id: uuid.UUID, name: str | None, phone: str | None
+    conn: AsyncConnection,
+    user_id: uuid.UUID,
+    name: str | None,
+    phone: str | None,
+    time_zone: str | None = None,
 ) -> User:
     problems = Problems()
     _check_name(problems, "input.name", name)
     _check_phone(problems, "input.phone", phone)
+    if time_zone and not is_time_zone(time_zone):
+        problems.add("input.timeZone", "Use an IANA time zone name, like 'Europe/Berlin'.")
     problems.check()
     values: dict[str, object] = {}
     if name is not None:
         values["name"] = name.strip()
     if phone is not None:
         values["phone"] = phone or None  # "" clears the number
+    if time_zone is not None:
+        values["time_zone"] = time_zone or None  # "" goes back to the organization's
     if values:
         await conn.execute(update(users).where(users.c.id == user_id).values(**values))
     return (await users_by_id(conn, [user_id]))[user_id]
@@ -219,6 +229,8 @@ def forget_changed(batch: Iterable[events.Event]) -> None:
 HOLD_MINUTES = range(1, 121)
 FREE_CANCELLATION_HOURS = range(0, 721)
 LATE_CANCELLATION_REFUND_PERCENT = range(0, 101)
+REMINDER_MINUTES = range(10, 10081)  # 10 minutes to a week ahead
+MAX_REMINDERS = 3
 
 
 def _check_range(
@@ -235,6 +247,7 @@ async def update_organization_settings(
     hold_minutes: int | None = None,
     free_cancellation_hours: int | None = None,
     late_cancellation_refund_percent: int | None = None,
+    reminder_minutes: Sequence[int] | None = None,
 ) -> Organization:
     """Changes the settings given (None: unchanged), OWNER/ADMIN only, every bad value
     reported at once. In `conn`'s transaction it records `OrganizationChanged`, so
@@ -259,13 +272,22 @@ async def update_organization_settings(
         LATE_CANCELLATION_REFUND_PERCENT,
         "percent",
     )
+    reminders = None if reminder_minutes is None else sorted(set(reminder_minutes), reverse=True)
+    if reminders is not None and (
+        len(reminders) > MAX_REMINDERS or any(m not in REMINDER_MINUTES for m in reminders)
+    ):
+        problems.add(
+            "input.reminderMinutesBefore",
+            f"Give at most {MAX_REMINDERS} reminders, each 10 to 10080 minutes (a week) ahead.",
+        )
     problems.check()
-    values = {
+    values: dict[str, object] = {
         name: value
         for name, value in (
             ("hold_minutes", hold_minutes),
             ("free_cancellation_hours", free_cancellation_hours),
             ("late_cancellation_refund_percent", late_cancellation_refund_percent),
+            ("reminder_minutes", reminders),
         )
         if value is not None
     }
@@ -285,6 +307,14 @@ async def update_organization_settings(
     )
     await events.record(conn, events.OrganizationChanged(organization_id))
     return _organization(row)
+
+
+async def reminder_leads_in_use(conn: AsyncConnection) -> list[int]:
+    """Every reminder lead (minutes) some organization has set."""
+    rows = await (await driver(conn)).fetch(
+        "SELECT DISTINCT unnest(reminder_minutes) AS lead FROM organizations"
+    )
+    return sorted((row["lead"] for row in rows), reverse=True)
 
 
 async def organization_by_slug(conn: AsyncConnection, slug: str) -> Organization | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import (
+    ARRAY,
     Boolean,
     CheckConstraint,
     Column,
@@ -30,6 +31,8 @@ users = Table(
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     # The number a phone code proved (E.164): phone sign-in finds the account by it.
     Column("verified_phone", Text, unique=True),
+    # Where the account holder reads times (their e-mails); null: the organization's.
+    Column("time_zone", Text),
 )
 
 refresh_tokens = Table(
@@ -65,7 +68,15 @@ organizations = Table(
     # The booking and refund policy (updateOrganizationSettings).
     Column("free_cancellation_hours", Integer, nullable=False, server_default="24"),
     Column("late_cancellation_refund_percent", Integer, nullable=False, server_default="0"),
+    # How long before a confirmed booking its customer is reminded (0016; checked there).
+    Column("reminder_minutes", ARRAY(Integer), nullable=False, server_default="{1440,60}"),
     CheckConstraint("hold_minutes BETWEEN 1 AND 120", name="hold_minutes_range"),
+    CheckConstraint(
+        "cardinality(reminder_minutes) <= 3 AND 10 <= ALL (reminder_minutes)"
+        " AND 10080 >= ALL (reminder_minutes)"
+        " AND array_position(reminder_minutes, NULL) IS NULL",
+        name="reminder_minutes_range",
+    ),
     CheckConstraint(
         "free_cancellation_hours BETWEEN 0 AND 720", name="free_cancellation_hours_range"
     ),

@@ -1,0 +1,133 @@
+"""Everything a booking's messages say, read at once for a batch of bookings: the
+booking, its history, organization, service, staff member, customer and payment, and
+who each message goes to, in which time zone.
+
+Reads go through the other domains' public modules (this domain owns no booking,
+catalog, account or payment table)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from email.utils import parseaddr
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from domain.availability import service as availability
+from domain.availability.records import Service, Staff
+from domain.booking import service as booking
+from domain.booking.records import Booking, BookingChange
+from domain.payments import service as payments
+from domain.payments.records import Payment
+from domain.users import service as users
+from domain.users.records import Organization, User
+from infra.ids import to_global_id
+
+
+@dataclass(frozen=True, slots=True)
+class Letterhead:
+    """What every message takes from the configuration: who sends (MAIL_FROM), where the
+    SPA is (APP_URL: guests' manage links), the key guests' manage tokens derive from."""
+
+    sender: str
+    app_url: str
+    manage_key: bytes | None
+
+    @property
+    def sender_address(self) -> str:
+        return parseaddr(self.sender)[1] or self.sender
+
+    def manage_link(self, booking_id: uuid.UUID) -> str | None:
+        if self.manage_key is None:
+            return None
+        token = booking.manage_token_for(self.manage_key, booking_id)
+        base = self.app_url.rstrip("/")
+        # The token in the fragment: never sent to a server, kept out of logs (as the
+        # identity links do); the SPA calls booking(id:, manageToken:) with it.
+        return f"{base}/bookings/{to_global_id('Booking', booking_id)}#token={token}"
+
+
+@dataclass(frozen=True, slots=True)
+class Recipient:
+    name: str
+    email: str
+    time_zone: str
+    user_id: uuid.UUID | None  # an account (its preferences count); None: a guest or staff
+    manage_link: str | None = None  # a guest's, in every message of theirs
+
+
+@dataclass(frozen=True, slots=True)
+class Scene:
+    booking: Booking
+    history: list[BookingChange]
+    organization: Organization
+    service: Service
+    staff: Staff
+    customer: Recipient | None  # None: no address to write to (a phone-only account)
+    staff_member: Recipient | None  # None: the staff member has no address
+    customer_name: str
+    payment: Payment | None
+
+
+async def scenes_of(
+    conn: AsyncConnection, booking_ids: Sequence[uuid.UUID], letterhead: Letterhead
+) -> dict[uuid.UUID, Scene]:
+    """The scenes of the bookings that exist among `booking_ids`, in a fixed number of
+    statements whatever their count."""
+    found = await booking.bookings_by_id(conn, list(booking_ids))
+    if not found:
+        return {}
+    ids = list(found)
+    histories = await booking.history_of(conn, ids)
+    services = await availability.services_by_id(conn, {b.service_id for b in found.values()})
+    staff = await availability.staff_by_id(conn, {b.staff_id for b in found.values()})
+    staff_emails = await availability.staff_emails(conn, staff)
+    accounts = {b.customer_id for b in found.values() if b.customer_id is not None}
+    accounts |= {s.user_id for s in staff.values() if s.user_id is not None}
+    people = await users.users_by_id(conn, accounts)
+    orgs = await users.organizations_by_id(conn, {b.organization_id for b in found.values()})
+    paid = await payments.payments_of_bookings(conn, ids)
+    scenes = {}
+    for booking_id, b in found.items():
+        org, member = orgs[b.organization_id], staff[b.staff_id]
+        customer = people.get(b.customer_id) if b.customer_id is not None else None
+        account = people.get(member.user_id) if member.user_id is not None else None
+        staff_email = (account.email if account is not None else None) or staff_emails.get(
+            member.id
+        )
+        scenes[booking_id] = Scene(
+            booking=b,
+            history=histories.get(booking_id, []),
+            organization=org,
+            service=services[b.service_id],
+            staff=member,
+            customer=_customer(b, customer, org, letterhead),
+            staff_member=(
+                Recipient(member.name, staff_email, member.time_zone, None) if staff_email else None
+            ),
+            customer_name=customer.name if customer is not None else (b.guest_name or "Guest"),
+            payment=paid.get(booking_id),
+        )
+    return scenes
+
+
+def _customer(
+    b: Booking, account: User | None, org: Organization, letterhead: Letterhead
+) -> Recipient | None:
+    if account is not None:
+        if not account.email:
+            return None
+        # Their own zone when they chose one; else the business's, where it takes place.
+        return Recipient(
+            account.name, account.email, account.time_zone or org.time_zone, account.id
+        )
+    if b.guest_email:
+        return Recipient(
+            b.guest_name or "there",
+            b.guest_email,
+            org.time_zone,
+            None,
+            letterhead.manage_link(b.id),
+        )
+    return None
