@@ -131,6 +131,7 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
         webhook_sender_from_settings(settings),
         Letterhead(settings.mail_from, settings.app_url, app.state.policy.manage_key),
         retry_first_wait=timedelta(seconds=settings.notification_retry_seconds),
+        sms=sms,
     )
     app.state.notifier = notifier
     notifying = (

@@ -17,6 +17,7 @@ from domain.notifications.scenes import Letterhead
 from domain.notifications.webhook_sender import webhook_sender_from_settings
 from domain.notifications.worker import NotificationWorker
 from domain.users.server_keys import manage_link_key
+from domain.users.sms import channel_from_settings
 from infra.database import create_engine, libpq_url
 from infra.mailers import mailer_from_settings
 from infra.settings import Settings
@@ -29,6 +30,7 @@ USAGE = "usage: python -m commands.notifications worker"
 async def work(settings: Settings) -> None:
     dsn = libpq_url(settings)
     engine = create_engine(dsn, pool_size=4)
+    sms = channel_from_settings(settings)
     try:
         letterhead = Letterhead(
             settings.mail_from, settings.app_url, await manage_link_key(engine, settings.jwt_secret)
@@ -40,6 +42,7 @@ async def work(settings: Settings) -> None:
             webhook_sender_from_settings(settings),
             letterhead,
             retry_first_wait=timedelta(seconds=settings.notification_retry_seconds),
+            sms=sms,
         )
         task = asyncio.create_task(worker.run())
         loop = asyncio.get_running_loop()
@@ -50,6 +53,7 @@ async def work(settings: Settings) -> None:
             await task
         log.info("notification worker stopped")
     finally:
+        await sms.close()
         await engine.dispose()
 
 

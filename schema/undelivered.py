@@ -13,11 +13,13 @@ from schema.common import UserError
 
 @strawberry.type(
     name="UndeliveredMessage",
-    description="An e-mail the mail server did not take for a day (or refused for good).",
+    description="A message the mail server (or SMS provider) did not take for a day, or"
+    " refused for good.",
 )
 class UndeliveredMessage:
     id: strawberry.ID
-    recipient: str
+    channel: str = strawberry.field(description='"email", or "sms" for a text reminder.')
+    recipient: str = strawberry.field(description="An e-mail address, or a phone number.")
     subject: str | None
     attempts: int
     last_error: str | None = strawberry.field(description="What the mail server said last.")
@@ -27,6 +29,7 @@ class UndeliveredMessage:
     def of(cls, letter: DeadLetter) -> UndeliveredMessage:
         return cls(
             id=strawberry.ID(to_global_id("UndeliveredMessage", letter.id)),
+            channel=letter.channel,
             recipient=letter.recipient,
             subject=letter.subject,
             attempts=letter.attempts,

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from email.message import EmailMessage
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from domain.notifications import deliveries, reminders
 from domain.notifications.tables import notification_deliveries as table
@@ -46,12 +46,17 @@ class World:
         return len(await self.reminder_ids(booking_id)) - before
 
     async def send(
-        self, booking_id: str, now: datetime, mailer: Any = None
+        self, booking_id: str, now: datetime, mailer: Any = None, sms: Any = None
     ) -> deliveries.Dispatched:
         """Dispatches this booking's queued reminders at `now`."""
         ids = await self.reminder_ids(booking_id)
         return await deliveries.dispatch_once(
-            self.engine, mailer or self.mailer, now, guard=reminders.still_due, only=ids
+            self.engine,
+            mailer or self.mailer,
+            now,
+            guard=reminders.still_due,
+            only=ids,
+            sms=sms,
         )
 
     async def reminder_ids(self, booking_id: str) -> list[uuid.UUID]:
@@ -245,3 +250,47 @@ async def test_an_organization_chooses_when_its_customers_are_reminded(
         biz.owner.token,
     )
     assert none["updateOrganizationSettings"]["errors"] == []
+
+
+class Texts:
+    """An SMS channel that keeps what it is given."""
+
+    name = "test"
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str]] = []
+
+    async def send(self, to: str, text: str) -> None:
+        self.sent.append((to, text))
+
+    async def close(self) -> None:
+        return None
+
+
+async def test_a_verified_phone_gets_the_reminder_as_a_text_too(
+    gql: GraphQLClient, server: Server
+) -> None:
+    world = World(server)
+    customer, booking_id, start = await booked(gql)
+    phone = f"+4915{uuid.uuid4().int % 10**9:09d}"
+    user = from_global_id(customer.user_id)
+    assert user is not None
+    async with world.engine.begin() as conn:
+        await conn.execute(
+            text("UPDATE users SET verified_phone = :phone WHERE id = :id"),
+            {"phone": phone, "id": user[1]},
+        )
+    texts = Texts()
+    due = start - DAY + timedelta(minutes=1)
+    assert await world.queue(booking_id, due) == 2  # an e-mail and a text
+    assert (await world.send(booking_id, due, sms=texts)).sent == 2
+    ((to, body),) = texts.sent
+    assert to == phone
+    assert body.startswith("Reminder: Appointment at Test Business in 24 hours, ")
+    assert "(Europe/Berlin)" in body
+    off = await gql.data(PREFERENCES, {"input": {"smsReminders": False}}, customer.token)
+    assert off["updateNotificationPreferences"]["errors"] == []
+    hour = start - timedelta(minutes=59)
+    assert await world.queue(booking_id, hour) == 1  # the e-mail only
+    assert (await world.send(booking_id, hour, sms=texts)).sent == 1
+    assert len(texts.sent) == 1

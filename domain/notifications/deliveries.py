@@ -42,6 +42,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from domain.notifications.tables import notification_deliveries as deliveries
+from domain.users.sms import SmsChannel, SmsRejected, SmsUnavailable
 from infra.ids import uuid7
 from infra.mail import Mailer, MailRefused, MailUnavailable
 from infra.resilience import BreakerOpen
@@ -49,7 +50,7 @@ from infra.resilience import BreakerOpen
 log = logging.getLogger("booking.notifications")
 
 PENDING, SENT, DEAD, DROPPED = "PENDING", "SENT", "DEAD", "DROPPED"
-EMAIL = "email"
+EMAIL, SMS = "email", "sms"
 FIRST_WAIT = timedelta(seconds=30)
 MAX_WAIT = timedelta(hours=1)
 MAX_ATTEMPTS = 12
@@ -85,6 +86,7 @@ class DeadLetter:
     last_error: str | None
     created_at: datetime
     organization_id: uuid.UUID | None = None
+    channel: str = EMAIL
 
 
 def parse(data: bytes) -> EmailMessage:
@@ -96,16 +98,31 @@ def parse(data: bytes) -> EmailMessage:
 @dataclass(frozen=True, slots=True)
 class ReminderGuard:
     """What must still hold when a reminder leaves: its booking confirmed at this start,
-    and (user_id) the account still wanting e-mail reminders."""
+    and (user_id) the account still wanting reminders on the message's channel."""
 
     booking_id: uuid.UUID
     start: datetime
     user_id: uuid.UUID | None = None
+    channel: str = EMAIL  # whose preference counts: e-mail or SMS reminders
 
 
 # Checks a guard inside the sending transaction (reminders.still_due), keeping what it
 # read from changing until that transaction ends.
 Guard = Callable[[AsyncConnection, ReminderGuard], Awaitable[bool]]
+
+
+async def enqueue_text(
+    conn: AsyncConnection,
+    dedupe_key: str,
+    phone: str,
+    text: str,
+    *,
+    due: datetime | None = None,
+    guard: ReminderGuard | None = None,
+    organization_id: uuid.UUID | None = None,
+) -> uuid.UUID | None:
+    """As `enqueue`, a text message (SMS) to `phone` (E.164)."""
+    return await _insert(conn, dedupe_key, SMS, phone, text.encode(), due, guard, organization_id)
 
 
 async def enqueue(
@@ -123,12 +140,27 @@ async def enqueue(
     already (it is not queued again). A `guard`ed message is sent only while the guard
     holds, else DROPPED. `organization_id`: the organization the message is about, whose
     OWNER/ADMIN see it if it cannot be delivered."""
+    return await _insert(
+        conn, dedupe_key, EMAIL, recipient, bytes(message), due, guard, organization_id
+    )
+
+
+async def _insert(
+    conn: AsyncConnection,
+    dedupe_key: str,
+    channel: str,
+    recipient: str,
+    data: bytes,
+    due: datetime | None,
+    guard: ReminderGuard | None,
+    organization_id: uuid.UUID | None,
+) -> uuid.UUID | None:
     values: dict[str, object] = {
         "id": uuid7(),
         "dedupe_key": dedupe_key,
-        "channel": EMAIL,
+        "channel": channel,
         "recipient": recipient,
-        "message": bytes(message),
+        "message": data,
     }
     if due is not None:
         values["next_attempt_at"] = due
@@ -181,24 +213,48 @@ async def dispatch_once(
     guard: Guard | None = None,
     only: Sequence[uuid.UUID] | None = None,
     first_wait: timedelta = FIRST_WAIT,
+    sms: SmsChannel | None = None,
 ) -> Dispatched:
     """Sends up to `batch` messages due at `now`, one transaction each; what happened to
     them. Messages another dispatcher holds are skipped, not waited for. `only`: just
     these messages (a request sending what it queued). A guarded message without a
-    `guard` to check it waits for a dispatcher that has one."""
+    `guard` to check it, and a text message without an `sms` channel, wait for a
+    dispatcher that has one."""
     done = Dispatched()
+    senders = Senders(mailer, sms)
     async with engine.connect() as conn:
         for _ in range(batch):
             async with conn.begin():
                 retry_in = functools.partial(backoff, rand=rand, first_wait=first_wait)
-                if not await _dispatch_next(conn, mailer, now, retry_in, done, guard, only):
+                if not await _dispatch_next(conn, senders, now, retry_in, done, guard, only):
                     break
     return done
 
 
+@dataclass(frozen=True, slots=True)
+class Senders:
+    mailer: Mailer
+    sms: SmsChannel | None
+
+    async def send(self, channel: str, recipient: str, data: bytes) -> None:
+        """Sends one message; MailUnavailable or MailRefused for what went wrong, by
+        whichever channel (an SMS provider's refusal is a refusal too)."""
+        if channel == EMAIL:
+            await self.mailer.send(parse(data))
+            return
+        assert self.sms is not None  # the query takes texts only with a channel
+        try:
+            await self.sms.send(recipient, data.decode())
+        except SmsRejected as error:
+            raise MailRefused(str(error)) from error
+        except SmsUnavailable as error:
+            # Keeps the circuit's BreakerOpen as the cause, as the mailer does.
+            raise MailUnavailable(str(error)) from error.__cause__
+
+
 async def _dispatch_next(
     conn: AsyncConnection,
-    mailer: Mailer,
+    senders: Senders,
     now: datetime,
     retry_in: Callable[[int], timedelta],
     done: Dispatched,
@@ -207,6 +263,8 @@ async def _dispatch_next(
 ) -> bool:
     query = select(
         deliveries.c.id,
+        deliveries.c.channel,
+        deliveries.c.recipient,
         deliveries.c.message,
         deliveries.c.attempts,
         deliveries.c.created_at,
@@ -218,6 +276,8 @@ async def _dispatch_next(
         query = query.where(deliveries.c.id.in_(list(only)))
     if guard is None:
         query = query.where(deliveries.c.booking_id.is_(None))
+    if senders.sms is None:
+        query = query.where(deliveries.c.channel == EMAIL)
     found = await conn.execute(
         # `only` waits for a message another dispatcher is sending: its caller then
         # knows it has left (or failed) when this returns.
@@ -231,13 +291,15 @@ async def _dispatch_next(
     attempts = row["attempts"] + 1
     this = update(deliveries).where(deliveries.c.id == row["id"])
     if row["booking_id"] is not None and guard is not None:
-        held = ReminderGuard(row["booking_id"], row["booking_start"], row["user_id"])
+        held = ReminderGuard(
+            row["booking_id"], row["booking_start"], row["user_id"], row["channel"]
+        )
         if not await guard(conn, held):
             await conn.execute(this.values(status=DROPPED))
             done.dropped += 1
             return True
     try:
-        await mailer.send(parse(row["message"]))
+        await senders.send(row["channel"], row["recipient"], row["message"])
     except MailUnavailable as error:
         if not isinstance(error.__cause__, BreakerOpen):
             await _failed(conn, this, row, attempts, now, retry_in, error, done)
@@ -315,11 +377,12 @@ def _dead_letter(r: RowMapping) -> DeadLetter:
         id=r["id"],
         dedupe_key=r["dedupe_key"],
         recipient=r["recipient"],
-        subject=parse(r["message"])["Subject"],
+        subject=parse(r["message"])["Subject"] if r["channel"] == EMAIL else None,
         attempts=r["attempts"],
         last_error=r["last_error"],
         created_at=r["created_at"],
         organization_id=r["organization_id"],
+        channel=r["channel"],
     )
 
 

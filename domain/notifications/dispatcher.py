@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from domain.notifications import deliveries, reminders
 from domain.notifications.scenes import Letterhead
 from domain.notifications.webhook_sender import WebhookSender, dispatch_webhooks_once
+from domain.users.sms import SmsChannel
 from infra.clock import SYSTEM_CLOCK, Clock
 from infra.lifecycle import cancelling, pause
 from infra.mail import Mailer
@@ -41,8 +42,10 @@ class Dispatcher:
         letterhead: Letterhead,
         clock: Clock = SYSTEM_CLOCK,
         retry_first_wait: timedelta = deliveries.FIRST_WAIT,
+        sms: SmsChannel | None = None,
     ) -> None:
         self.engine = engine
+        self.sms = sms
         self.retry_first_wait = retry_first_wait
         self.mailer = mailer
         self.webhook_sender = webhook_sender
@@ -69,6 +72,7 @@ class Dispatcher:
             BATCH,
             guard=reminders.still_due,
             first_wait=self.retry_first_wait,
+            sms=self.sms,
         )
         hooks = await dispatch_webhooks_once(
             self.engine, self.webhook_sender, now, BATCH, mail_from=self.letterhead.sender

@@ -9,7 +9,9 @@ and a cancelled one is never looked at again. Each reminder is queued with a gua
 dispatcher sends it only if, inside the sending transaction, the booking is still
 confirmed at that start (held FOR SHARE until the send is recorded, so a cancellation
 landing just before the send either is seen, or waits until the reminder has left) and
-its customer still wants e-mail reminders; else it is DROPPED.
+its customer still wants reminders on that channel; else it is DROPPED. A customer
+whose account has a verified phone number also gets the reminder as a text message
+(unless they turned SMS reminders off).
 
 A reminder is due from `start - lead` until the next shorter one is due, and for
 CATCH_UP at most: after a long outage a booking gets the nearest reminder, not all at
@@ -28,9 +30,9 @@ from domain.booking.records import Booking
 from domain.notifications import deliveries
 from domain.notifications.announcements import Letter, compose
 from domain.notifications.invites import sequence_of
-from domain.notifications.messages import MessageKind
+from domain.notifications.messages import MessageKind, format_lead, format_range
 from domain.notifications.preferences import preferences_of
-from domain.notifications.scenes import Letterhead, scenes_of
+from domain.notifications.scenes import Letterhead, Scene, Texted, scenes_of
 from domain.users import service as users
 
 SCAN_EVERY = timedelta(seconds=30)
@@ -53,6 +55,10 @@ def reminder_key(b: Booking, lead: int) -> str:
     return f"reminder:{b.id}:{lead}:{b.start.isoformat()}"
 
 
+def text_key(b: Booking, lead: int) -> str:
+    return f"reminder-sms:{b.id}:{lead}:{b.start.isoformat()}"
+
+
 async def queue_due(engine: AsyncEngine, letterhead: Letterhead, now: datetime) -> int:
     """Queues the reminders due at `now` not queued before; how many."""
     async with engine.begin() as conn:
@@ -67,18 +73,27 @@ async def queue_due(engine: AsyncEngine, letterhead: Letterhead, now: datetime) 
             lead = due_lead(b, orgs[b.organization_id].reminder_minutes, now)
             if lead is not None:
                 due[b.id] = (b, lead)
-        known = await deliveries.queued_keys(conn, [reminder_key(b, m) for b, m in due.values()])
-        due = {i: (b, m) for i, (b, m) in due.items() if reminder_key(b, m) not in known}
+        keys = [key for b, m in due.values() for key in (reminder_key(b, m), text_key(b, m))]
+        known = await deliveries.queued_keys(conn, keys)
+        due = {
+            i: (b, m)
+            for i, (b, m) in due.items()
+            if not {reminder_key(b, m), text_key(b, m)} <= known
+        }
         if not due:
             return 0
         scenes = await scenes_of(conn, list(due), letterhead)
-        accounts = [
+        accounts = {
             s.customer.user_id for s in scenes.values() if s.customer and s.customer.user_id
-        ]
-        wanted = await preferences_of(conn, accounts)
+        }
+        accounts |= {s.texted.user_id for s in scenes.values() if s.texted}
+        wanted = await preferences_of(conn, list(accounts))
         queued = 0
         for booking_id, scene in scenes.items():
             b, lead = due[booking_id]
+            texted = scene.texted
+            if texted is not None and wanted[texted.user_id].sms_reminders:
+                queued += await _queue_text(conn, scene, b, lead, texted, now)
             to = scene.customer
             if to is None or (to.user_id is not None and not wanted[to.user_id].email_reminders):
                 continue
@@ -105,6 +120,27 @@ async def queue_due(engine: AsyncEngine, letterhead: Letterhead, now: datetime) 
         return queued
 
 
+async def _queue_text(
+    conn: AsyncConnection, scene: Scene, b: Booking, lead: int, texted: Texted, now: datetime
+) -> int:
+    """The reminder as a text message to the customer's verified number: what, where
+    and when, in their zone."""
+    text = (
+        f"Reminder: {scene.service.name} at {scene.organization.name} in "
+        f"{format_lead(lead)}, {format_range(b.start, b.end, texted.time_zone)}."
+    )
+    queued = await deliveries.enqueue_text(
+        conn,
+        text_key(b, lead),
+        texted.phone,
+        text,
+        due=now,
+        guard=deliveries.ReminderGuard(b.id, b.start, texted.user_id, deliveries.SMS),
+        organization_id=b.organization_id,
+    )
+    return 1 if queued else 0
+
+
 async def still_due(conn: AsyncConnection, guard: deliveries.ReminderGuard) -> bool:
     """deliveries.Guard: the booking still confirmed at the reminded start (locked so
     until the caller's transaction ends) and its customer still wanting reminders."""
@@ -112,4 +148,5 @@ async def still_due(conn: AsyncConnection, guard: deliveries.ReminderGuard) -> b
         return False
     if guard.user_id is None:
         return True
-    return (await preferences_of(conn, [guard.user_id]))[guard.user_id].email_reminders
+    wanted = (await preferences_of(conn, [guard.user_id]))[guard.user_id]
+    return wanted.sms_reminders if guard.channel == deliveries.SMS else wanted.email_reminders

@@ -58,6 +58,15 @@ class Recipient:
 
 
 @dataclass(frozen=True, slots=True)
+class Texted:
+    """Where a customer's text reminders go: the number their account proved."""
+
+    phone: str
+    time_zone: str
+    user_id: uuid.UUID
+
+
+@dataclass(frozen=True, slots=True)
 class Scene:
     booking: Booking
     history: list[BookingChange]
@@ -68,6 +77,7 @@ class Scene:
     staff_member: Recipient | None  # None: the staff member has no address
     customer_name: str
     payment: Payment | None
+    texted: Texted | None = None  # an account with a verified phone number
 
 
 async def scenes_of(
@@ -108,6 +118,11 @@ async def scenes_of(
             ),
             customer_name=customer.name if customer is not None else (b.guest_name or "Guest"),
             payment=paid.get(booking_id),
+            texted=(
+                Texted(customer.verified_phone, customer.time_zone or org.time_zone, customer.id)
+                if customer is not None and customer.verified_phone
+                else None
+            ),
         )
     return scenes
 

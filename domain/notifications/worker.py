@@ -14,6 +14,7 @@ from domain.notifications.dispatcher import Dispatcher
 from domain.notifications.scenes import Letterhead
 from domain.notifications.service import CONSUMER, announce_changed
 from domain.notifications.webhook_sender import WebhookSender
+from domain.users.sms import SmsChannel
 from infra.clock import SYSTEM_CLOCK, Clock
 from infra.mail import Mailer
 from infra.outbox import Consumer, Row
@@ -30,12 +31,13 @@ class NotificationWorker:
         letterhead: Letterhead,
         clock: Clock = SYSTEM_CLOCK,
         retry_first_wait: timedelta = FIRST_WAIT,
+        sms: SmsChannel | None = None,
     ) -> None:
         self.engine = engine
         self.letterhead = letterhead
         self.clock = clock
         self.dispatcher = Dispatcher(
-            engine, mailer, webhook_sender, letterhead, clock, retry_first_wait
+            engine, mailer, webhook_sender, letterhead, clock, retry_first_wait, sms
         )
         consumer = Consumer(CONSUMER, self._announce, batch=100, lease_seconds=60.0)
         self.reader = OutboxReader(dsn, [consumer])

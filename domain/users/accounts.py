@@ -21,6 +21,7 @@ def user_of(row: RowMapping) -> User:
         name=row["name"],
         email_verified=row["email_verified"],
         time_zone=row["time_zone"],
+        verified_phone=row["verified_phone"],
     )
 
 

@@ -25,6 +25,7 @@ class User:
     name: str
     email_verified: bool
     time_zone: str | None = None  # IANA; None: read times in the organization's zone
+    verified_phone: str | None = None  # E.164, proved by a phone code: texts go there
 
 
 @dataclass(frozen=True, slots=True)

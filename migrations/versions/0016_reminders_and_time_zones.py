@@ -9,6 +9,7 @@
   reminds of, and the dispatcher sends it only while that booking is still active at
   that start (checked and locked in the sending transaction); otherwise it is DROPPED.
   user_id names an account whose reminder preference is checked at the same moment.
+- Text messages (channel 'sms'): reminders to an account's verified phone number.
 
 Revision ID: 0016_reminders_and_time_zones
 Revises: 0015_calendar_feeds
@@ -48,7 +49,9 @@ ALTER TABLE notification_deliveries
         CHECK ((booking_id IS NULL) = (booking_start IS NULL)),
     DROP CONSTRAINT notification_deliveries_status_known,
     ADD CONSTRAINT notification_deliveries_status_known
-        CHECK (status IN ('PENDING', 'SENT', 'DEAD', 'DROPPED'))"""
+        CHECK (status IN ('PENDING', 'SENT', 'DEAD', 'DROPPED')),
+    DROP CONSTRAINT notification_deliveries_channel_known,
+    ADD CONSTRAINT notification_deliveries_channel_known CHECK (channel IN ('email', 'sms'))"""
     )
     # A booking's pending reminders.
     op.execute(
@@ -65,10 +68,12 @@ ALTER TABLE notification_deliveries
 def downgrade() -> None:
     op.execute("DROP INDEX notification_deliveries_dead_of_org")
     op.execute("DROP INDEX notification_deliveries_booking")
-    op.execute("DELETE FROM notification_deliveries WHERE status = 'DROPPED'")
+    op.execute("DELETE FROM notification_deliveries WHERE status = 'DROPPED' OR channel = 'sms'")
     op.execute(
         """
 ALTER TABLE notification_deliveries
+    DROP CONSTRAINT notification_deliveries_channel_known,
+    ADD CONSTRAINT notification_deliveries_channel_known CHECK (channel IN ('email')),
     DROP CONSTRAINT notification_deliveries_status_known,
     ADD CONSTRAINT notification_deliveries_status_known
         CHECK (status IN ('PENDING', 'SENT', 'DEAD')),
