@@ -280,7 +280,10 @@ async def running_server(
     env = {**os.environ, "DATABASE_URL": database_url, **(extra_env or {})}
     if without_redis:
         env.pop("REDIS_URL", None)
-    with tempfile.TemporaryFile() as log:
+    # The bookings' e-mails (written as .eml files without SMTP_URL) go to a directory
+    # of the run's own, removed afterwards.
+    with tempfile.TemporaryFile() as log, tempfile.TemporaryDirectory(prefix="bench-mail-") as mail:
+        env.setdefault("MAIL_DIR", mail)
         process = await asyncio.create_subprocess_exec(
             *argv, cwd=ROOT, env=env, stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log
         )

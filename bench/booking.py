@@ -1057,11 +1057,20 @@ def failures(label: str, outcomes: Outcomes, allowed: frozenset[str]) -> list[st
 # ---- the run --------------------------------------------------------------------------------
 
 
+# One WARNING per e-mail written to a file instead of sent: counted, not shown.
+MAIL_WRITTEN = "not sent (no SMTP): written to"
+
+
 def server_logs(setup: Setup) -> list[str]:
     logs = []
     for server in setup.servers:
-        if server.log.strip():
-            tail = "\n".join(server.log.strip().splitlines()[-20:])
+        lines = server.log.strip().splitlines()
+        written = sum(MAIL_WRITTEN in line for line in lines)
+        lines = [line for line in lines if MAIL_WRITTEN not in line]
+        if written:
+            lines.append(f"({written} e-mails written to MAIL_DIR, as without SMTP_URL)")
+        if lines:
+            tail = "\n".join(lines[-20:])
             logs.append(f"{setup.label} ({setup.provider}), pid {server.pid}:\n{tail}")
     return logs
 

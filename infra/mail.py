@@ -12,9 +12,12 @@ import asyncio
 import logging
 import os
 import secrets
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid
+from email.parser import BytesHeaderParser
+from email.policy import compat32
+from email.utils import format_datetime, make_msgid, parseaddr
 from pathlib import Path
 from typing import Protocol
 
@@ -23,6 +26,20 @@ log = logging.getLogger("booking.mail")
 
 class Mailer(Protocol):
     async def send(self, message: EmailMessage) -> None: ...
+
+    async def send_raw(self, data: bytes, sender: str, recipients: Sequence[str]) -> None:
+        """Sends a message already written out (the queue keeps its bytes): `sender`
+        and `recipients` are the envelope's."""
+        ...
+
+
+def envelope_sender(message: EmailMessage | bytes) -> str:
+    """The address of a message's From, read from its headers only (parsing a whole
+    message costs milliseconds; its headers, microseconds)."""
+    if isinstance(message, bytes):
+        headers = BytesHeaderParser(policy=compat32).parsebytes(message)
+        return parseaddr(str(headers["From"] or ""))[1]
+    return parseaddr(str(message["From"] or ""))[1]
 
 
 class MailUnavailable(Exception):
@@ -53,12 +70,15 @@ class FileMailer:
         self.directory = directory
 
     async def send(self, message: EmailMessage) -> None:
-        path = await asyncio.to_thread(self._write, message)
+        await self.send_raw(message.as_bytes(), envelope_sender(message), [str(message["To"])])
+
+    async def send_raw(self, data: bytes, sender: str, recipients: Sequence[str]) -> None:
+        path = await asyncio.to_thread(self._write, data)
         # WARNING, not INFO: visible under uvicorn's default logging, and true: the
         # message was not delivered, only written down.
-        log.warning("mail to %s not sent (no SMTP): written to %s", message["To"], path)
+        log.warning("mail to %s not sent (no SMTP): written to %s", ", ".join(recipients), path)
 
-    def _write(self, message: EmailMessage) -> Path:
+    def _write(self, data: bytes) -> Path:
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         # Names sort in the order written; the random part keeps processes apart.
         name = f"{datetime.now(UTC):%Y%m%dT%H%M%S%f}-{secrets.token_hex(4)}.eml"
@@ -68,7 +88,7 @@ class FileMailer:
         # into place whole, so a reader never sees half a message.
         fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as file:
-            file.write(message.as_bytes())
+            file.write(data)
         partial.rename(path)
         return path
 

@@ -33,9 +33,12 @@ OUTAGES = (RedisError, OSError, TimeoutError, asyncpg.PostgresError, asyncpg.Int
 
 
 class OutboxReader:
-    def __init__(self, dsn: str, consumers: Sequence[Consumer]) -> None:
+    def __init__(self, dsn: str, consumers: Sequence[Consumer], gather: float = GATHER) -> None:
+        """`gather`: seconds to wait after a wake-up for more commits to come, so one
+        batch carries them (longer for consumers that need not be quick)."""
         self.dsn = dsn
         self.consumers = list(consumers)
+        self.gather = gather
         self._wake = asyncio.Event()
         self._failing = False
 
@@ -77,7 +80,7 @@ class OutboxReader:
                         await self._wake.wait()
                 # Under load commits come in bursts: a moment's wait lets one batch
                 # carry many of them.
-                await asyncio.sleep(GATHER)
+                await asyncio.sleep(self.gather)
                 self._wake.clear()
         except OUTAGES as error:
             # An outage (Redis, PostgreSQL): the rows wait; say so once per outage.

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import ssl
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from typing import Literal
@@ -26,7 +27,7 @@ from urllib.parse import unquote, urlsplit
 
 import aiosmtplib
 
-from infra.mail import MailRefused, MailUnavailable
+from infra.mail import MailRefused, MailUnavailable, envelope_sender
 from infra.resilience import Breaker, BreakerOpen, retrying, within
 
 log = logging.getLogger("booking.mail")
@@ -137,6 +138,10 @@ class SmtpMailer:
         """Sends `message`; MailUnavailable when the server cannot take it now (after
         the retries, or at once while the circuit is open), MailRefused when it never
         will."""
+        await self.send_raw(bytes(message), envelope_sender(message), [str(message["To"])])
+
+    async def send_raw(self, data: bytes, sender: str, recipients: Sequence[str]) -> None:
+        """As `send`, a message already written out (the queue keeps its bytes)."""
         try:
             async for attempt in retrying(
                 on=_UNAVAILABLE,
@@ -147,17 +152,19 @@ class SmtpMailer:
             ):
                 with attempt:
                     async with self.breaker, within(self.timeout):
-                        await self._send_once(message)
+                        await self._send_once(data, sender, recipients)
         except (*_UNAVAILABLE, BreakerOpen) as error:
             kind = type(error).__name__
             raise MailUnavailable(f"SMTP {self.target} unavailable: {kind}: {error}") from error
-        log.info("mail to %s sent through %s", message["To"], self.target)
+        log.info("mail to %s sent through %s", ", ".join(recipients), self.target)
 
-    async def _send_once(self, message: EmailMessage) -> None:
+    async def _send_once(self, data: bytes, sender: str, recipients: Sequence[str]) -> None:
         target = self.target
         try:
             await aiosmtplib.send(
-                message,
+                data,
+                sender=sender,
+                recipients=list(recipients),
                 hostname=target.host,
                 port=target.port,
                 username=target.username,

@@ -9,7 +9,7 @@ import dataclasses
 import uuid
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
-from email.message import EmailMessage
+from email.message import EmailMessage, Message
 
 import pytest
 from icalendar import Calendar
@@ -204,7 +204,7 @@ def test_bad_data_is_refused_up_front() -> None:
         data(time_zone="Mars/Olympus")
 
 
-def parse(message: EmailMessage) -> EmailMessage:
+def parse(message: Message) -> EmailMessage:
     parsed = message_from_bytes(message.as_bytes(), policy=policy.default)
     assert isinstance(parsed, EmailMessage)
     return parsed

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from typing import Any
@@ -160,9 +161,12 @@ class HeldMailer:
         self.release = asyncio.Event()
 
     async def send(self, message: EmailMessage) -> None:
+        await self.send_raw(bytes(message), "", [str(message["To"])])
+
+    async def send_raw(self, data: bytes, sender: str, recipients: Sequence[str]) -> None:
         self.sending.set()
         await self.release.wait()
-        await self.mailer.send(message)
+        await self.mailer.send_raw(data, sender, recipients)
 
 
 async def test_a_cancellation_during_the_send_waits_for_the_reminder_to_leave(

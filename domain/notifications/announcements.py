@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from email.message import EmailMessage
+from email.message import Message
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -122,7 +122,7 @@ class Letter:
     lead_minutes: int | None = None  # a reminder's
 
 
-def compose(scene: Scene, letter: Letter, letterhead: Letterhead, now: datetime) -> EmailMessage:
+def compose(scene: Scene, letter: Letter, letterhead: Letterhead, now: datetime) -> Message:
     """The EmailMessage of `letter`, with the invite of that moment of the booking."""
     to_staff = letter.kind.to_staff
     data = MessageData(

@@ -33,7 +33,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from email.message import EmailMessage
+from email.message import EmailMessage, Message
 from email.parser import BytesParser
 from email.policy import default as default_policy
 
@@ -44,7 +44,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from domain.notifications.tables import notification_deliveries as deliveries
 from domain.users.sms import SmsChannel, SmsRejected, SmsUnavailable
 from infra.ids import uuid7
-from infra.mail import Mailer, MailRefused, MailUnavailable
+from infra.mail import Mailer, MailRefused, MailUnavailable, envelope_sender
 from infra.resilience import BreakerOpen
 
 log = logging.getLogger("booking.notifications")
@@ -129,7 +129,7 @@ async def enqueue(
     conn: AsyncConnection,
     dedupe_key: str,
     recipient: str,
-    message: EmailMessage,
+    message: Message,
     *,
     due: datetime | None = None,
     guard: ReminderGuard | None = None,
@@ -240,7 +240,8 @@ class Senders:
         """Sends one message; MailUnavailable or MailRefused for what went wrong, by
         whichever channel (an SMS provider's refusal is a refusal too)."""
         if channel == EMAIL:
-            await self.mailer.send(parse(data))
+            # As queued: parsing and writing it out again would cost milliseconds.
+            await self.mailer.send_raw(data, envelope_sender(data), [recipient])
             return
         assert self.sms is not None  # the query takes texts only with a channel
         try:

@@ -60,7 +60,8 @@ class Dispatcher:
 
     async def step(self) -> int:
         """One look: reminders queued if their scan is due, then a batch of each kind
-        of delivery; how many messages and attempts it handled."""
+        of delivery; how many messages and attempts it handled, BATCH or more when a
+        kind filled its batch (more may be waiting)."""
         now = self.clock.now()
         if self._next_scan is None or now >= self._next_scan:
             await reminders.queue_due(self.engine, self.letterhead, now)
@@ -77,6 +78,8 @@ class Dispatcher:
         hooks = await dispatch_webhooks_once(
             self.engine, self.webhook_sender, now, BATCH, mail_from=self.letterhead.sender
         )
+        if mail.total >= BATCH or hooks >= BATCH:
+            return max(mail.total + hooks, BATCH)
         return mail.total + hooks
 
     async def run(self) -> None:
@@ -96,8 +99,8 @@ class Dispatcher:
                 if self._failing:
                     log.warning("notification dispatcher resumed")
                     self._failing = False
-                if handled:
-                    continue  # more may be waiting
+                if handled >= BATCH:
+                    continue  # more may be waiting; else what this look missed wakes it
                 with contextlib.suppress(TimeoutError):
                     async with within(IDLE):
                         await self._wake.wait()

@@ -25,8 +25,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid
+from email.charset import QP, Charset
+from email.header import Header
+from email.message import EmailMessage, Message
+from email.mime.application import MIMEApplication
+from email.mime.multipart import MIMEMultipart
+from email.mime.nonmultipart import MIMENonMultipart
+from email.utils import format_datetime, formataddr, make_msgid, parseaddr
 from enum import Enum
 from functools import cache
 from pathlib import Path
@@ -254,26 +259,57 @@ def to_email(
     invite: bytes | None = None,
     invite_content_type: str | None = None,
     now: datetime | None = None,
-) -> EmailMessage:
-    """A message for `Mailer.send`: multipart/alternative of the text and the HTML and,
+) -> Message:
+    """A message for the mail queue: multipart/alternative of the text and the HTML and,
     with `invite` (build_invite's bytes) and its `invite_content_type`
     (invites.content_type, "text/calendar; method=...; charset=UTF-8"), the calendar
     as a third alternative (text/calendar with its method, which mail clients offer to
-    add) inside multipart/mixed with the same bytes attached as invite.ics."""
-    message = EmailMessage()
-    message["From"] = sender
-    message["To"] = recipient
-    message["Subject"] = rendered.subject
+    add) inside multipart/mixed with the same bytes attached as invite.ics.
+
+    Built with the classic MIME classes (compat32), not EmailMessage: the modern API
+    parses every header it sets through its header registry, three times the work (about
+    3 ms a message, in the process that serves requests). Non-ASCII names and subjects
+    are encoded (RFC 2047), bodies quoted-printable UTF-8."""
+    body = MIMEMultipart("alternative")
+    body.attach(_text(rendered.text, "plain"))
+    body.attach(_text(rendered.html, "html"))
+    message: MIMEMultipart = body
+    if invite is not None:
+        method = _calendar_method(invite_content_type)
+        calendar = _text(invite.decode(), "calendar")
+        calendar.set_param("method", method)
+        body.attach(calendar)
+        message = MIMEMultipart("mixed")
+        message.attach(body)
+        attachment = MIMEApplication(invite, "ics")
+        attachment.add_header("Content-Disposition", "attachment", filename="invite.ics")
+        message.attach(attachment)
+    message["From"] = _address(sender)
+    message["To"] = _address(recipient)
+    message["Subject"] = _header(rendered.subject)
     message["Date"] = format_datetime((now or datetime.now(UTC)).astimezone(UTC))
     message["Message-ID"] = make_msgid(domain="booking.local")
-    message.set_content(rendered.text)
-    message.add_alternative(rendered.html, subtype="html")
-    if invite is None:
-        return message
-    method = _calendar_method(invite_content_type)
-    message.add_alternative(invite.decode(), subtype="calendar", params={"method": method})
-    message.add_attachment(invite, maintype="application", subtype="ics", filename="invite.ics")
     return message
+
+
+# Bodies in UTF-8, quoted-printable: readable in an .eml file, 7-bit safe on the wire.
+_UTF8 = Charset("utf-8")
+_UTF8.body_encoding = QP
+
+
+def _text(content: str, subtype: str) -> MIMENonMultipart:
+    part = MIMENonMultipart("text", subtype)
+    part.set_payload(content, _UTF8)
+    return part
+
+
+def _header(value: str) -> str:
+    return value if value.isascii() else Header(value, "utf-8").encode()
+
+
+def _address(value: str) -> str:
+    name, address = parseaddr(value)
+    return formataddr((name, address), charset="utf-8") if name else address
 
 
 def _calendar_method(content_type: str | None) -> str:
