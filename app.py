@@ -124,11 +124,12 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
     await jobs.start({"engine": engine, "payments": provider})
     app.state.jobs = jobs
     settler = in_background_task(settle_payments(dsn, engine, provider).run(), "payments-settler")
+    webhook_sender = webhook_sender_from_settings(settings)
     notifier = NotificationWorker(
         dsn,
         engine,
         app.state.mailer,
-        webhook_sender_from_settings(settings),
+        webhook_sender,
         Letterhead(settings.mail_from, settings.app_url, app.state.policy.manage_key),
         retry_first_wait=timedelta(seconds=settings.notification_retry_seconds),
         sms=sms,
@@ -148,6 +149,7 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
             ("the job worker", jobs.stop),
             ("the payments settler", lambda: stop_task(settler)),
             ("the notification worker", lambda: stop_task(notifying)),
+            ("the webhook sender", webhook_sender.aclose),
             ("realtime", hub.stop),
             ("the payment provider", provider.close),
             ("the SMS provider", sms.close),

@@ -31,6 +31,7 @@ async def work(settings: Settings) -> None:
     dsn = libpq_url(settings)
     engine = create_engine(dsn, pool_size=4)
     sms = channel_from_settings(settings)
+    webhook_sender = webhook_sender_from_settings(settings)
     try:
         letterhead = Letterhead(
             settings.mail_from, settings.app_url, await manage_link_key(engine, settings.jwt_secret)
@@ -39,7 +40,7 @@ async def work(settings: Settings) -> None:
             dsn,
             engine,
             mailer_from_settings(settings),
-            webhook_sender_from_settings(settings),
+            webhook_sender,
             letterhead,
             retry_first_wait=timedelta(seconds=settings.notification_retry_seconds),
             sms=sms,
@@ -53,6 +54,7 @@ async def work(settings: Settings) -> None:
             await task
         log.info("notification worker stopped")
     finally:
+        await webhook_sender.aclose()
         await sms.close()
         await engine.dispose()
 

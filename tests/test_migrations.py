@@ -14,6 +14,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from domain.availability import tables as availability_tables
 from domain.booking import tables as booking_tables
+from domain.notifications import feed_tables, webhook_tables
+from domain.notifications import tables as notification_tables
 from domain.payments import tables as payment_tables
 from domain.users import tables as users_tables
 from infra import outbox
@@ -23,6 +25,9 @@ from infra.settings import ROOT
 DECLARED = (
     availability_tables,
     booking_tables,
+    notification_tables,
+    webhook_tables,
+    feed_tables,
     payment_tables,
     users_tables,
     outbox,

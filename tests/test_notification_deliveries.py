@@ -35,12 +35,15 @@ from domain.notifications.deliveries import (
     dead_letters,
     dispatch_once,
     enqueue,
+    enqueue_text,
     parse,
     retry,
 )
 from domain.notifications.messages import Rendered, to_email
 from domain.notifications.tables import notification_deliveries as deliveries
 from infra.database import create_engine
+from infra.mail import MailUnavailable
+from infra.resilience import BreakerOpen
 from infra.smtp_mail import SmtpMailer, SmtpTarget
 from tests.conftest import free_port
 from tests.processes import own_database
@@ -306,3 +309,49 @@ async def test_two_dispatchers_send_each_message_exactly_once(
     assert all(share > 0 for share in shares), shares  # both took part
     assert {r["status"] for r in await rows(engine)} == {SENT}
     print(f"\n{MESSAGES} messages, dispatchers sent {shares}, in {seconds:.2f} s")
+
+
+class CircuitOpen:
+    """A mailer whose circuit is open: every send refused before it is tried."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def send(self, message: EmailMessage) -> None:
+        await self.send_raw(bytes(message), "", [])
+
+    async def send_raw(self, data: bytes, sender: str, recipients: Sequence[str]) -> None:
+        self.calls += 1
+        raise MailUnavailable("SMTP unavailable") from BreakerOpen("SMTP")
+
+
+class Texts:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str]] = []
+
+    name = "test"
+
+    async def send(self, to: str, text: str) -> None:
+        self.sent.append((to, text))
+
+    async def close(self) -> None:
+        return None
+
+
+async def test_an_open_circuit_costs_no_tries_and_does_not_hold_texts_back(
+    engine: AsyncEngine,
+) -> None:
+    """E-mail's circuit open: one message looked at, put back without a try counted, the
+    channel's others left for the next batch; the text behind them goes at once."""
+    await queue(engine, *((key(), letter(n)) for n in range(3)))
+    async with engine.begin() as conn:
+        await enqueue_text(conn, key(), "+4915100000001", "Reminder: tomorrow 10:00")
+    mailer, texts = CircuitOpen(), Texts()
+    at = now()
+    done = await dispatch_once(engine, mailer, at, sms=texts)
+    assert (done.sent, done.postponed, done.retrying, done.dead) == (1, 1, 0, 0)
+    assert mailer.calls == 1
+    assert texts.sent == [("+4915100000001", "Reminder: tomorrow 10:00")]
+    mails = [r for r in await rows(engine) if r["channel"] == "email"]
+    assert {(r["status"], r["attempts"]) for r in mails} == {(PENDING, 0)}
+    assert sorted(r["next_attempt_at"] > at for r in mails) == [False, False, True]

@@ -315,3 +315,58 @@ async def test_owners_see_what_could_not_be_delivered_and_send_it_again(
     await arrived(customer.email, "Booking confirmed", count=2)
     again = await gql.data(UNDELIVERED, {"slug": biz.slug}, biz.owner.token)
     assert again["organization"]["undeliveredMessages"] == []
+
+
+async def test_a_refund_weeks_after_the_payment_is_still_told(
+    gql: GraphQLClient, server: Server
+) -> None:
+    biz = await paid_business(gql)
+    await gql.data(
+        SET_POLICY,
+        {"input": {"organizationId": biz.org_id, "freeCancellationHours": 0}},
+        biz.owner.token,
+    )
+    made = await book(gql, biz, None)
+    booking, token = made["booking"], made["manageToken"]
+    paid = await gql.data(CONFIRM_PAYMENT, {"id": booking["id"], "token": token})
+    assert paid["confirmPayment"]["errors"] == []
+    guest = booking["guestEmail"]
+    await arrived(guest, "Payment receipt")
+    decoded = from_global_id(booking["id"])
+    assert decoded is not None
+    async with server.app_state.engine.begin() as conn:  # paid ten days ago
+        await conn.execute(
+            text("UPDATE payments SET state_at = now() - interval '10 days' WHERE booking_id = :b"),
+            {"b": decoded[1]},
+        )
+    cancel = {"input": {"bookingId": booking["id"], "manageToken": token}}
+    assert (await gql.data(CANCEL, cancel))["cancelBooking"]["errors"] == []
+    await arrived(guest, "Refund: ")
+
+
+async def test_a_guest_booking_made_with_another_key_gets_no_dead_link(
+    gql: GraphQLClient, server: Server
+) -> None:
+    """A guest's token made before tokens were derived (or with an earlier key) does not
+    match the derived one: their later messages carry no link rather than a broken one."""
+    biz = await create_business(gql)
+    guest = f"guest-{datetime.now(UTC).timestamp()}@example.com"
+    made = await create(
+        gql,
+        serviceId=biz.service_id,
+        start=at(next_monday(), 16, BERLIN).isoformat(),
+        guest={"name": "Olga", "email": guest},
+    )
+    await arrived(guest, "Booking confirmed")
+    decoded = from_global_id(made["booking"]["id"])
+    assert decoded is not None
+    async with server.app_state.engine.begin() as conn:
+        await conn.execute(
+            text("UPDATE bookings SET manage_token_hash = sha256('older token') WHERE id = :b"),
+            {"b": decoded[1]},
+        )
+    cancel = {"input": {"bookingId": made["booking"]["id"]}}
+    assert (await gql.data(CANCEL, cancel, biz.owner.token))["cancelBooking"]["errors"] == []
+    (cancelled,) = await arrived(guest, "Booking cancelled")
+    assert "#token=" not in text_of(cancelled)
+    assert "View or manage your booking" not in text_of(cancelled)

@@ -298,3 +298,20 @@ async def test_a_verified_phone_gets_the_reminder_as_a_text_too(
     assert await world.queue(booking_id, hour) == 1  # the e-mail only
     assert (await world.send(booking_id, hour, sms=texts)).sent == 1
     assert len(texts.sent) == 1
+
+
+async def test_a_late_reminder_says_the_time_left_and_none_goes_after_the_start(
+    gql: GraphQLClient, server: Server
+) -> None:
+    """After an outage: the day-ahead reminder queued 20 hours ahead says so; one whose
+    send comes after the start is dropped."""
+    world = World(server)
+    customer, booking_id, start = await booked(gql)
+    late = start - timedelta(hours=20)
+    assert await world.queue(booking_id, late) == 1
+    assert (await world.send(booking_id, late)).sent == 1
+    assert reminders_to(customer) == ["Reminder: Appointment at Test Business in 20 hours"]
+    assert await world.queue(booking_id, start - timedelta(minutes=59)) == 1
+    outcome = await world.send(booking_id, start + timedelta(minutes=1))
+    assert (outcome.sent, outcome.dropped) == (0, 1)
+    assert len(reminders_to(customer)) == 1

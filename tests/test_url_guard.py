@@ -170,6 +170,9 @@ async def test_allow_private_lets_private_networks_through_but_not_metadata() ->
     assert "link-local" in await refused("https://[fe80::1]/", allow_private=True)
     assert "unspecified" in await refused("https://0.0.0.0/", allow_private=True)
     assert "https://" in await refused("http://10.0.0.1/", allow_private=True)
+    # Metadata services outside link-local, and IPv6 site-local: never.
+    for url in ("https://[fd00:ec2::254]/", "https://100.100.100.200/", "https://[fec0::1]/"):
+        assert "metadata or site-local" in await refused(url, allow_private=True)
 
 
 @pytest.mark.parametrize(

@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import secrets
 import uuid
+from collections.abc import Sequence
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -25,6 +26,27 @@ def manage_token_for(key: bytes, booking_id: uuid.UUID) -> str:
     guest's link while only the token's hash is kept."""
     digest = hmac.new(key, b"manage " + booking_id.bytes, hashlib.sha256).digest()[:24]
     return base64.urlsafe_b64encode(digest).decode()
+
+
+async def manage_tokens(
+    conn: AsyncConnection, key: bytes, booking_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, str]:
+    """The guests' manage tokens of these bookings that derive from `key`: those made
+    with another key (before it was changed, or before tokens were derived) are left
+    out rather than given a token that would not open them."""
+    if not booking_ids:
+        return {}
+    rows = await conn.execute(
+        select(bookings.c.id, bookings.c.manage_token_hash).where(
+            bookings.c.id.in_(list(booking_ids)), bookings.c.manage_token_hash.is_not(None)
+        )
+    )
+    tokens = {}
+    for booking_id, stored in rows:
+        token = manage_token_for(key, booking_id)
+        if token_matches(stored, token):
+            tokens[booking_id] = token
+    return tokens
 
 
 def new_manage_token(key: bytes | None, booking_id: uuid.UUID) -> tuple[str, bytes]:

@@ -7,7 +7,7 @@ slot lock must be released only after the commit made the claim visible.
 
 from __future__ import annotations
 
-from domain.booking.access import manage_token_for
+from domain.booking.access import manage_token_for, manage_tokens
 from domain.booking.allocation import claims_loader
 from domain.booking.create import create_booking
 from domain.booking.history import history_of
@@ -58,6 +58,7 @@ __all__ = [
     "history_of",
     "hold_slot",
     "manage_token_for",
+    "manage_tokens",
     "mark_paid",
     "readable_booking",
     "reschedule_booking",

@@ -7,7 +7,8 @@ entry `i` has a key naming the booking, `i` and what it is, so the consumer, whi
 a change at least once and may see it again with later ones, queues everything once
 (deliveries' dedupe key, webhook deliveries' event id). Only entries younger than
 RECENT are looked at: older ones were announced when they happened (the outbox keeps a
-change that long at most), and their keys may have been forgotten since.
+change that long at most). A payment's receipt and refunds are keyed by the payment and
+the amount refunded, whenever they come (a refund weeks after the payment).
 
 Customer messages, by the change (previous entry -> this one):
 - created PENDING_PAYMENT: received (with the payment deadline); created or paid into
@@ -36,7 +37,7 @@ from domain.notifications.invites import Invite, build_invite, content_type, seq
 from domain.notifications.messages import MessageData, MessageKind, render, to_email
 from domain.notifications.scenes import Letterhead, Recipient, Scene
 from domain.notifications.webhooks import WebhookEvent
-from domain.payments.records import Payment, PaymentStatus
+from domain.payments.records import PaymentStatus
 from infra.ids import to_global_id
 
 RECENT = timedelta(days=7)
@@ -198,7 +199,7 @@ def letters_of(scene: Scene, now: datetime) -> list[tuple[str, Letter]]:
                 )
                 found.append((f"booking:{b.id}:{i}:{kind.value}", letter))
     payment, customer = scene.payment, scene.customer
-    if payment is None or customer is None or not history or not _recent(payment, now):
+    if payment is None or customer is None or not history:
         return found
     # About the booking as it stands now.
     now_letter = Letter(
@@ -218,10 +219,6 @@ def letters_of(scene: Scene, now: datetime) -> list[tuple[str, Letter]]:
         )
         found.append((f"payment:{payment.id}:refund:{payment.refunded_amount}", refund))
     return found
-
-
-def _recent(payment: Payment, now: datetime) -> bool:
-    return payment.state_at is None or payment.state_at >= now - RECENT
 
 
 def _instant(moment: datetime) -> str:
@@ -291,7 +288,7 @@ async def announce(
                 booking_data(scene, change, previous),
             )
     payment = scene.payment
-    if payment is not None and history and _recent(payment, now):
+    if payment is not None and history:
         data = booking_data(scene, history[-1], None) | {
             "payment": {
                 "id": to_global_id("Payment", payment.id),

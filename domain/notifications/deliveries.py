@@ -16,7 +16,8 @@ Failures: MailUnavailable (the server down, 4xx) schedules a retry with exponent
 backoff and full jitter (FIRST_WAIT * 2^attempts capped at MAX_WAIT, a random time up
 to that); MailRefused (5xx) is final: DEAD at once. While the mail server's circuit is
 open (the mailer refuses to try), nothing is tried and no try is counted: the message
-waits CIRCUIT_WAIT and the batch ends, so an outage does not use up a message's tries.
+waits CIRCUIT_WAIT and that channel's others wait for the next batch, so an outage does
+not use up a message's tries (and texts go on while e-mail cannot, or the other way).
 A message is also given up (DEAD) after MAX_ATTEMPTS tries once it has been queued
 GIVE_UP_AFTER: with full jitter the waits are random, so the age, not the count alone,
 makes a day's outage survivable.
@@ -222,11 +223,15 @@ async def dispatch_once(
     dispatcher that has one."""
     done = Dispatched()
     senders = Senders(mailer, sms)
+    # Channels found with their circuit open: left alone for the rest of the batch.
+    circuits_open: set[str] = set()
     async with engine.connect() as conn:
         for _ in range(batch):
             async with conn.begin():
                 retry_in = functools.partial(backoff, rand=rand, first_wait=first_wait)
-                if not await _dispatch_next(conn, senders, now, retry_in, done, guard, only):
+                if not await _dispatch_next(
+                    conn, senders, now, retry_in, done, guard, only, circuits_open
+                ):
                     break
     return done
 
@@ -261,6 +266,7 @@ async def _dispatch_next(
     done: Dispatched,
     guard: Guard | None,
     only: Sequence[uuid.UUID] | None,
+    circuits_open: set[str],
 ) -> bool:
     query = select(
         deliveries.c.id,
@@ -279,10 +285,13 @@ async def _dispatch_next(
         query = query.where(deliveries.c.booking_id.is_(None))
     if senders.sms is None:
         query = query.where(deliveries.c.channel == EMAIL)
+    if circuits_open:
+        query = query.where(deliveries.c.channel.not_in(circuits_open))
     found = await conn.execute(
         # `only` waits for a message another dispatcher is sending: its caller then
         # knows it has left (or failed) when this returns.
-        query.order_by(deliveries.c.next_attempt_at)
+        # Ties in insertion order (uuid7): one change's messages leave as they were made.
+        query.order_by(deliveries.c.next_attempt_at, deliveries.c.id)
         .limit(1)
         .with_for_update(skip_locked=only is None)
     )
@@ -295,7 +304,8 @@ async def _dispatch_next(
         held = ReminderGuard(
             row["booking_id"], row["booking_start"], row["user_id"], row["channel"]
         )
-        if not await guard(conn, held):
+        # Late (the mail server was down): a reminder after the start is no reminder.
+        if now >= held.start or not await guard(conn, held):
             await conn.execute(this.values(status=DROPPED))
             done.dropped += 1
             return True
@@ -305,11 +315,13 @@ async def _dispatch_next(
         if not isinstance(error.__cause__, BreakerOpen):
             await _failed(conn, this, row, attempts, now, retry_in, error, done)
             return True
-        # Not tried: the mail server's circuit is open. The message waits without a try
-        # counted, and so does the rest of the batch (the circuit answers them the same).
+        # Not tried: the channel's circuit is open. The message waits without a try
+        # counted, and so do the channel's others in this batch (the circuit would
+        # answer them the same); the other channel's go on.
         await conn.execute(this.values(next_attempt_at=now + CIRCUIT_WAIT))
         done.postponed += 1
-        return False
+        circuits_open.add(row["channel"])
+        return True
     except MailRefused as error:
         log.warning("delivery %s refused for good: %s", row["id"], error)
         await conn.execute(this.values(status=DEAD, attempts=attempts, last_error=_text(error)))

@@ -51,6 +51,18 @@ def due_lead(b: Booking, leads: tuple[int, ...], now: datetime) -> int | None:
     return None
 
 
+def shown_lead(lead: int, remaining: timedelta) -> int:
+    """How far ahead the reminder says the booking is, in minutes: its lead when sent on
+    time; else the time really left (a late one after an outage), in whole hours from
+    two hours on, in 5 minutes below."""
+    left = int(remaining.total_seconds() // 60)
+    if left >= lead * 0.9:
+        return lead
+    if left >= 120:
+        return round(left / 60) * 60
+    return max(5, round(left / 5) * 5)
+
+
 def reminder_key(b: Booking, lead: int) -> str:
     return f"reminder:{b.id}:{lead}:{b.start.isoformat()}"
 
@@ -75,10 +87,12 @@ async def queue_due(engine: AsyncEngine, letterhead: Letterhead, now: datetime) 
                 due[b.id] = (b, lead)
         keys = [key for b, m in due.values() for key in (reminder_key(b, m), text_key(b, m))]
         known = await deliveries.queued_keys(conn, keys)
+        # Either queued: this reminder of the booking was dealt with (a customer without
+        # a verified phone never gets the text, one without an address never the mail).
         due = {
             i: (b, m)
             for i, (b, m) in due.items()
-            if not {reminder_key(b, m), text_key(b, m)} <= known
+            if not {reminder_key(b, m), text_key(b, m)} & known
         }
         if not due:
             return 0
@@ -104,7 +118,7 @@ async def queue_due(engine: AsyncEngine, letterhead: Letterhead, now: datetime) 
                 b.end,
                 b.status,
                 sequence_of(scene.history),
-                lead_minutes=lead,
+                lead_minutes=shown_lead(lead, b.start - now),
             )
             message = compose(scene, letter, letterhead, now)
             if await deliveries.enqueue(
@@ -127,7 +141,8 @@ async def _queue_text(
     and when, in their zone."""
     text = (
         f"Reminder: {scene.service.name} at {scene.organization.name} in "
-        f"{format_lead(lead)}, {format_range(b.start, b.end, texted.time_zone)}."
+        f"{format_lead(shown_lead(lead, b.start - now))}, "
+        f"{format_range(b.start, b.end, texted.time_zone)}."
     )
     queued = await deliveries.enqueue_text(
         conn,

@@ -38,10 +38,7 @@ class Letterhead:
     def sender_address(self) -> str:
         return parseaddr(self.sender)[1] or self.sender
 
-    def manage_link(self, booking_id: uuid.UUID) -> str | None:
-        if self.manage_key is None:
-            return None
-        token = booking.manage_token_for(self.manage_key, booking_id)
+    def manage_link(self, booking_id: uuid.UUID, token: str) -> str:
         base = self.app_url.rstrip("/")
         # The token in the fragment: never sent to a server, kept out of logs (as the
         # identity links do); the SPA calls booking(id:, manageToken:) with it.
@@ -98,6 +95,9 @@ async def scenes_of(
     people = await users.users_by_id(conn, accounts)
     orgs = await users.organizations_by_id(conn, {b.organization_id for b in found.values()})
     paid = await payments.payments_of_bookings(conn, ids)
+    guests = [b.id for b in found.values() if b.customer_id is None]
+    key = letterhead.manage_key
+    tokens = await booking.manage_tokens(conn, key, guests) if key is not None else {}
     scenes = {}
     for booking_id, b in found.items():
         org, member = orgs[b.organization_id], staff[b.staff_id]
@@ -112,7 +112,7 @@ async def scenes_of(
             organization=org,
             service=services[b.service_id],
             staff=member,
-            customer=_customer(b, customer, org, letterhead),
+            customer=_customer(b, customer, org, letterhead, tokens.get(b.id)),
             staff_member=(
                 Recipient(member.name, staff_email, member.time_zone, None) if staff_email else None
             ),
@@ -128,7 +128,11 @@ async def scenes_of(
 
 
 def _customer(
-    b: Booking, account: User | None, org: Organization, letterhead: Letterhead
+    b: Booking,
+    account: User | None,
+    org: Organization,
+    letterhead: Letterhead,
+    token: str | None,
 ) -> Recipient | None:
     if account is not None:
         if not account.email:
@@ -143,6 +147,7 @@ def _customer(
             b.guest_email,
             org.time_zone,
             None,
-            letterhead.manage_link(b.id),
+            # None for a booking whose token another key made: no link that fails.
+            letterhead.manage_link(b.id, token) if token is not None else None,
         )
     return None

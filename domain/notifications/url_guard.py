@@ -59,6 +59,13 @@ RESOLVE_TIMEOUT_SECONDS = 5.0
 _HOST_LABEL = re.compile(r"^(?!-)[a-z0-9_-]{1,63}(?<!-)$")
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
 _SHARED = ipaddress.IPv4Network("100.64.0.0/10")  # carrier-grade NAT: private in effect
+# Cloud metadata services outside link-local (AWS's IPv6 one, Alibaba's) and the old
+# IPv6 site-local range: refused even where private networks are allowed.
+_NEVER: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = (
+    ipaddress.ip_network("fd00:ec2::254/128"),
+    ipaddress.ip_network("100.100.100.200/32"),
+    ipaddress.ip_network("fec0::/10"),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +120,8 @@ def _kind(address: IPAddress) -> str:
         return LOOPBACK
     if address.is_link_local:
         return "a link-local address (where cloud metadata services live)"
+    if any(address in network for network in _NEVER):
+        return "a cloud metadata or site-local address"
     if address.is_multicast:
         return "a multicast address"
     if address.is_reserved:

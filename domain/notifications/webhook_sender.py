@@ -43,6 +43,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
+from urllib.parse import urlsplit
 
 import httpx
 from sqlalchemy import select, update
@@ -401,7 +402,9 @@ async def _pause(
     mail_from: str,
 ) -> None:
     reason = paused_reason(now, error)
-    log.warning("webhook endpoint %s (%s) paused: %s", endpoint_id, url, reason)
+    # The host only: receivers put tokens in their URLs' queries.
+    host = urlsplit(url).hostname
+    log.warning("webhook endpoint %s (host %s) paused: %s", endpoint_id, host, reason)
     await conn.execute(
         update(endpoints)
         .where(endpoints.c.id == endpoint_id)
