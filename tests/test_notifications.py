@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import re
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, text
@@ -370,3 +371,69 @@ async def test_a_guest_booking_made_with_another_key_gets_no_dead_link(
     (cancelled,) = await arrived(guest, "Booking cancelled")
     assert "#token=" not in text_of(cancelled)
     assert "View or manage your booking" not in text_of(cancelled)
+
+
+async def _staff_with_email(
+    gql: GraphQLClient, biz: Any, name: str, service_id: str
+) -> tuple[str, str]:
+    email = f"{name.lower()}-{datetime.now(UTC).timestamp()}@example.com"
+    added = await payload(
+        gql,
+        ADD_STAFF,
+        {"organizationId": biz.org_id, "name": name, "email": email, "serviceIds": [service_id]},
+        biz.owner.token,
+        "addStaff",
+    )
+    staff_id = added["staff"]["id"]
+    await _week(gql, biz.owner.token, staff_id)
+    return staff_id, email
+
+
+async def test_a_booking_handed_to_a_colleague_leaves_one_calendar_for_the_other(
+    gql: GraphQLClient,
+) -> None:
+    biz = await create_business(gql, staff_count=0)
+    ann, ann_email = await _staff_with_email(gql, biz, "Ann", biz.service_id)
+    bob, bob_email = await _staff_with_email(gql, biz, "Bob", biz.service_id)
+    customer = await sign_up(gql, name="Cleo")
+    start = at(next_monday(), 10, BERLIN).isoformat()
+    made = await create(gql, customer.token, serviceId=biz.service_id, start=start, staffId=ann)
+    assert made["errors"] == [], made
+    (new_for_ann,) = await arrived(ann_email, "New booking: Cleo")
+    uid = event_of(invite_of(new_for_ann))["uid"]
+    handed = {"bookingId": made["booking"]["id"], "start": start, "staffId": bob}
+    moved = await gql.data(RESCHEDULE, {"input": handed | {"idempotencyKey": "h"}}, customer.token)
+    assert moved["rescheduleBooking"]["errors"] == [], moved
+    (gone,) = await arrived(ann_email, "Booking cancelled: Cleo")
+    assert "moved to Bob" in text_of(gone)
+    assert event_of(invite_of(gone))["method"] == "CANCEL"
+    assert event_of(invite_of(gone))["uid"] == uid
+    (new_for_bob,) = await arrived(bob_email, "New booking: Cleo")
+    assert event_of(invite_of(new_for_bob))["sequence"] == "1"
+    (told,) = await arrived(customer.email, "Booking moved")
+    assert "with Bob" in text_of(told)
+    assert "with Ann" in text_of(told)  # "Previously: ... with Ann"
+
+
+async def test_a_request_the_staff_member_had_is_confirmed_or_declined_in_their_calendar(
+    gql: GraphQLClient,
+) -> None:
+    biz = await create_business(gql, staff_count=0, service={"requiresConfirmation": True})
+    _, ann_email = await _staff_with_email(gql, biz, "Ann", biz.service_id)
+    day = next_monday()
+    bookings = []
+    for hour, name in ((9, "Dora"), (11, "Emil")):
+        customer = await sign_up(gql, name=name)
+        start = at(day, hour, BERLIN).isoformat()
+        made = await create(gql, customer.token, serviceId=biz.service_id, start=start)
+        assert made["booking"]["status"] == "PENDING_CONFIRMATION", made
+        bookings.append(made["booking"]["id"])
+        (request,) = await arrived(ann_email, f"New booking: {name}")
+        assert event_of(invite_of(request))["status"] == "TENTATIVE"
+    decide = "mutation($id: ID!) { %s(bookingId: $id) { errors { code } } }"
+    await gql.data(decide % "confirmBooking", {"id": bookings[0]}, biz.owner.token)
+    await gql.data(decide % "declineBooking", {"id": bookings[1]}, biz.owner.token)
+    (confirmed,) = await arrived(ann_email, "Booking confirmed: Dora")
+    assert event_of(invite_of(confirmed))["status"] == "CONFIRMED"
+    (declined,) = await arrived(ann_email, "Booking declined: Emil")
+    assert event_of(invite_of(declined))["method"] == "CANCEL"

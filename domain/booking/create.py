@@ -140,8 +140,8 @@ WITH booking AS (
     ) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
     ON CONFLICT (reference) DO NOTHING RETURNING *
 ), change AS (
-    INSERT INTO booking_changes (booking_id, status, start_at, end_at, actor)
-    SELECT id, status, start_at, end_at, $18 FROM booking
+    INSERT INTO booking_changes (booking_id, status, start_at, end_at, actor, staff_id)
+    SELECT id, status, start_at, end_at, $18, staff_id FROM booking
 )"""
 _INSERT_BOOKING = _NEW_BOOKING + " SELECT * FROM booking"  # noqa: S608 - constant text
 # ... and the first seat of its session too (claims.take_seat's row, seat 1), which the

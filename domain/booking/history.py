@@ -13,8 +13,8 @@ from domain.booking.tables import booking_changes
 from infra.database import driver
 
 _INSERT_CHANGE = """
-INSERT INTO booking_changes (booking_id, status, start_at, end_at, actor, reason)
-VALUES ($1, $2, $3, $4, $5, $6)"""
+INSERT INTO booking_changes (booking_id, status, start_at, end_at, actor, reason, staff_id)
+VALUES ($1, $2, $3, $4, $5, $6, $7)"""
 
 
 async def record_change(
@@ -28,6 +28,7 @@ async def record_change(
         booking.end,
         actor.value,
         reason,
+        booking.staff_id,
     )
 
 
@@ -49,6 +50,7 @@ async def history_of(
                 r["end_at"],
                 Actor(r["actor"]),
                 r["reason"],
+                r["staff_id"],
             )
         )
     return out

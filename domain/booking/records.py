@@ -66,6 +66,7 @@ class BookingChange:
     end: datetime
     actor: Actor
     reason: str | None
+    staff_id: uuid.UUID | None = None  # after the change; None: unchanged (or not recorded)
 
 
 @dataclass(frozen=True, slots=True)

@@ -54,6 +54,8 @@ booking_changes = Table(
     Column("end_at", DateTime(timezone=True), nullable=False),
     Column("actor", Text, nullable=False),
     Column("reason", Text),
+    # The staff member after the change; null: unchanged (and in entries before 0016).
+    Column("staff_id", Uuid),
 )
 
 holds = Table(

@@ -16,14 +16,18 @@ Customer messages, by the change (previous entry -> this one):
   DECLINED, CANCELLED, EXPIRED: declined, cancelled, expired; same status at another
   time: rescheduled. COMPLETED and NO_SHOW tell the customer nothing.
 - the payment: a receipt once it succeeded, a refund message per refunded amount.
-Staff messages: new once the booking holds their time for sure (PENDING_CONFIRMATION or
-CONFIRMED, not while unpaid), cancelled when such a booking is cancelled, moved when it
-is rescheduled. Every booking message carries the invite (.ics) of that change: UID
-the booking's, SEQUENCE its history's, METHOD:CANCEL once it ends unkept.
+Staff messages: new once the booking holds their time (PENDING_CONFIRMATION or
+CONFIRMED, not while unpaid), then confirmed or declined (a request they had), cancelled,
+moved when it is rescheduled; a booking handed to a colleague by a reschedule is
+cancelled for the one (its invite a CANCEL) and new for the other. The history records
+the staff member after each change (`BookingChange.staff_id`). Every booking message
+carries the invite (.ics) of that change: UID the booking's, SEQUENCE its history's,
+METHOD:CANCEL once it ends unkept.
 """
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from email.message import Message
@@ -35,7 +39,7 @@ from domain.booking.records import BookingChange, BookingStatus
 from domain.notifications import deliveries, webhooks
 from domain.notifications.invites import Invite, build_invite, content_type, sequence_of
 from domain.notifications.messages import MessageData, MessageKind, render, to_email
-from domain.notifications.scenes import Letterhead, Recipient, Scene
+from domain.notifications.scenes import Letterhead, Recipient, Scene, StaffMember
 from domain.notifications.webhooks import WebhookEvent
 from domain.payments.records import PaymentStatus
 from infra.ids import to_global_id
@@ -65,42 +69,98 @@ _EVENT_BY_STATUS = {
 }
 
 
-def _moved(previous: BookingChange | None, change: BookingChange) -> bool:
-    return (
-        previous is not None
-        and previous.status is change.status
-        and (previous.start, previous.end) != (change.start, change.end)
-    )
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One entry of a booking's history against the one before: what changed."""
+
+    previous: BookingChange | None
+    change: BookingChange
+    previous_staff: uuid.UUID
+    staff: uuid.UUID
+
+    @property
+    def retimed(self) -> bool:
+        previous = self.previous
+        return (
+            previous is not None
+            and previous.status is self.change.status
+            and (previous.start, previous.end) != (self.change.start, self.change.end)
+        )
+
+    @property
+    def restaffed(self) -> bool:
+        previous = self.previous
+        return (
+            previous is not None
+            and previous.status is self.change.status
+            and self.previous_staff != self.staff
+        )
+
+    @property
+    def moved(self) -> bool:
+        return self.retimed or self.restaffed
+
+    @property
+    def new_status(self) -> bool:
+        return self.previous is None or self.previous.status is not self.change.status
 
 
-def customer_kinds(previous: BookingChange | None, change: BookingChange) -> list[MessageKind]:
-    if _moved(previous, change):
+def steps_of(history: list[BookingChange], staff_now: uuid.UUID) -> list[Step]:
+    """The history's entries as steps. An entry without a staff member (written before
+    they were recorded, or by a change that cannot move one) keeps the one before; the
+    booking's present one stands in for those never recorded."""
+    known = [c.staff_id for c in history if c.staff_id is not None]
+    staff = known[0] if known else staff_now
+    steps, previous = [], None
+    for change in history:
+        before = staff
+        staff = change.staff_id or staff
+        steps.append(Step(previous, change, before, staff))
+        previous = change
+    return steps
+
+
+def customer_kinds(step: Step) -> list[MessageKind]:
+    change = step.change
+    if step.moved:
         return [MessageKind.BOOKING_RESCHEDULED]
-    if previous is not None and previous.status is change.status:
+    if not step.new_status:
         return []
-    if previous is None and change.status is BookingStatus.PENDING_PAYMENT:
+    if step.previous is None and change.status is BookingStatus.PENDING_PAYMENT:
         return [MessageKind.BOOKING_RECEIVED]
     kind = _CUSTOMER_BY_STATUS.get(change.status)
     return [kind] if kind is not None else []
 
 
-def staff_kinds(previous: BookingChange | None, change: BookingChange) -> list[MessageKind]:
+def staff_kinds(step: Step) -> list[tuple[uuid.UUID, MessageKind]]:
+    """Who of the staff hears what: (staff member, message)."""
+    previous, status = step.previous, step.change.status
     held_before = previous is not None and previous.status in HOLDS_STAFF
-    if change.status in HOLDS_STAFF:
+    if status in HOLDS_STAFF:
         if not held_before:
-            return [MessageKind.STAFF_BOOKING_NEW]
-        return [MessageKind.STAFF_BOOKING_MOVED] if _moved(previous, change) else []
-    if held_before and change.status is BookingStatus.CANCELLED:
-        return [MessageKind.STAFF_BOOKING_CANCELLED]
+            return [(step.staff, MessageKind.STAFF_BOOKING_NEW)]
+        found = []
+        if step.restaffed:  # handed to a colleague: gone from one calendar, new in another
+            found.append((step.previous_staff, MessageKind.STAFF_BOOKING_CANCELLED))
+            found.append((step.staff, MessageKind.STAFF_BOOKING_NEW))
+        elif step.retimed:
+            found.append((step.staff, MessageKind.STAFF_BOOKING_MOVED))
+        if step.new_status and status is BookingStatus.CONFIRMED:
+            found.append((step.staff, MessageKind.STAFF_BOOKING_CONFIRMED))
+        return found
+    if held_before and status is BookingStatus.CANCELLED:
+        return [(step.previous_staff, MessageKind.STAFF_BOOKING_CANCELLED)]
+    if held_before and status is BookingStatus.DECLINED:
+        return [(step.previous_staff, MessageKind.STAFF_BOOKING_DECLINED)]
     return []
 
 
-def webhook_events(previous: BookingChange | None, change: BookingChange) -> list[WebhookEvent]:
-    found = [WebhookEvent.BOOKING_CREATED] if previous is None else []
-    if _moved(previous, change):
+def webhook_events(step: Step) -> list[WebhookEvent]:
+    found = [WebhookEvent.BOOKING_CREATED] if step.previous is None else []
+    if step.moved:
         found.append(WebhookEvent.BOOKING_RESCHEDULED)
-    elif previous is None or previous.status is not change.status:
-        event = _EVENT_BY_STATUS.get(change.status)
+    elif step.new_status:
+        event = _EVENT_BY_STATUS.get(step.change.status)
         if event is not None:
             found.append(event)
     return found
@@ -116,11 +176,14 @@ class Letter:
     end: datetime
     status: BookingStatus
     sequence: int
+    staff_name: str = ""  # the staff member of that moment
     previous: BookingChange | None = None
+    previous_staff_name: str | None = None  # when the move changed the staff member
     reason: str | None = None
     amount: int | None = None
     payment_due: datetime | None = None
     lead_minutes: int | None = None  # a reminder's
+    cancels: bool = False  # the invite takes the event off (a booking handed to another)
 
 
 def compose(scene: Scene, letter: Letter, letterhead: Letterhead, now: datetime) -> Message:
@@ -132,7 +195,7 @@ def compose(scene: Scene, letter: Letter, letterhead: Letterhead, now: datetime)
         time_zone=letter.to.time_zone,
         organization_name=scene.organization.name,
         service_name=scene.service.name,
-        staff_name=scene.staff.name,
+        staff_name=letter.staff_name or scene.staff.name,
         start=letter.start,
         end=letter.end,
         customer_name=scene.customer_name if to_staff else None,
@@ -144,12 +207,14 @@ def compose(scene: Scene, letter: Letter, letterhead: Letterhead, now: datetime)
         reason=letter.reason,
         payment_due=letter.payment_due,
         lead_minutes=letter.lead_minutes,
+        previous_staff_name=letter.previous_staff_name,
     )
+    invite_status = BookingStatus.CANCELLED if letter.cancels else letter.status
     invite = Invite(
         booking_id=scene.booking.id,
         start=letter.start,
         end=letter.end,
-        status=letter.status,
+        status=invite_status,
         sequence=letter.sequence,
         title=(
             f"{scene.service.name}: {scene.customer_name}"
@@ -166,8 +231,29 @@ def compose(scene: Scene, letter: Letter, letterhead: Letterhead, now: datetime)
         sender=letterhead.sender,
         recipient=letter.to.email,
         invite=build_invite(invite, now=now),
-        invite_content_type=content_type(letter.status),
+        invite_content_type=content_type(invite_status),
         now=now,
+    )
+
+
+NOBODY = Recipient("", "", "UTC", None)  # stands in until a letter is addressed
+
+
+def _moment(step: Step, sequence: int, names: dict[uuid.UUID, StaffMember]) -> Letter:
+    """What every letter about this step says, not yet addressed."""
+    change = step.change
+    previous_staff = names.get(step.previous_staff) if step.restaffed else None
+    return Letter(
+        MessageKind.BOOKING_CONFIRMED,
+        NOBODY,
+        change.start,
+        change.end,
+        change.status,
+        sequence,
+        staff_name=names[step.staff].name if step.staff in names else "",
+        previous=step.previous if step.moved else None,
+        previous_staff_name=previous_staff.name if previous_staff is not None else None,
+        reason=change.reason,
     )
 
 
@@ -175,29 +261,25 @@ def letters_of(scene: Scene, now: datetime) -> list[tuple[str, Letter]]:
     """Every message the scene's recent changes and payment call for, each with its
     dedupe key."""
     found: list[tuple[str, Letter]] = []
-    b, history = scene.booking, scene.history
-    for i, change in enumerate(history):
-        if change.at < now - RECENT:
+    b, history, names = scene.booking, scene.history, scene.staff_members
+    for i, step in enumerate(steps_of(history, b.staff_id)):
+        if step.change.at < now - RECENT:
             continue
-        previous = history[i - 1] if i else None
-        for to, kinds in (
-            (scene.customer, customer_kinds(previous, change)),
-            (scene.staff_member, staff_kinds(previous, change)),
-        ):
-            for kind in kinds if to is not None else []:
-                assert to is not None
-                letter = Letter(
-                    kind,
-                    to,
-                    change.start,
-                    change.end,
-                    change.status,
-                    sequence_of(history[: i + 1]),
-                    previous=previous if _moved(previous, change) else None,
-                    reason=change.reason,
-                    payment_due=b.expires_at if kind is MessageKind.BOOKING_RECEIVED else None,
-                )
-                found.append((f"booking:{b.id}:{i}:{kind.value}", letter))
+        moment = _moment(step, sequence_of(history[: i + 1]), names)
+        key = f"booking:{b.id}:{i}"
+        if scene.customer is not None:
+            for kind in customer_kinds(step):
+                due = b.expires_at if kind is MessageKind.BOOKING_RECEIVED else None
+                letter = replace(moment, kind=kind, to=scene.customer, payment_due=due)
+                found.append((f"{key}:{kind.value}", letter))
+        for staff_id, kind in staff_kinds(step):
+            member = names.get(staff_id)
+            if member is None or member.inbox is None:
+                continue
+            letter = replace(moment, kind=kind, to=member.inbox)
+            if step.restaffed and staff_id == step.previous_staff:  # handed to a colleague
+                letter = replace(letter, cancels=True, reason=f"moved to {moment.staff_name}")
+            found.append((f"{key}:{kind.value}:{staff_id}", letter))
     payment, customer = scene.payment, scene.customer
     if payment is None or customer is None or not history:
         return found
@@ -226,11 +308,9 @@ def _instant(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def booking_data(
-    scene: Scene, change: BookingChange, previous: BookingChange | None
-) -> dict[str, Any]:
+def booking_data(scene: Scene, step: Step) -> dict[str, Any]:
     """A webhook event's `data`: the booking as it was after that change."""
-    b = scene.booking
+    b, change, previous = scene.booking, step.change, step.previous
     data: dict[str, Any] = {
         "booking": {
             "id": to_global_id("Booking", b.id),
@@ -240,7 +320,7 @@ def booking_data(
             "end": _instant(change.end),
             "organizationId": to_global_id("Organization", b.organization_id),
             "serviceId": to_global_id("Service", b.service_id),
-            "staffId": to_global_id("Staff", b.staff_id),
+            "staffId": to_global_id("Staff", step.staff),
             "customerId": to_global_id("User", b.customer_id) if b.customer_id else None,
             "customerName": scene.customer_name,
             "customerEmail": scene.customer.email if scene.customer else None,
@@ -250,9 +330,10 @@ def booking_data(
         "actor": change.actor.value,
         "reason": change.reason,
     }
-    if _moved(previous, change) and previous is not None:
+    if step.moved and previous is not None:
         data["previousStart"] = _instant(previous.start)
         data["previousEnd"] = _instant(previous.end)
+        data["previousStaffId"] = to_global_id("Staff", step.previous_staff)
     return data
 
 
@@ -274,22 +355,22 @@ async def announce(
         ):
             queued += 1
     b, history = scene.booking, scene.history
-    for i, change in enumerate(history):
-        if change.at < now - RECENT:
+    for i, step in enumerate(steps_of(history, b.staff_id)):
+        if step.change.at < now - RECENT:
             continue
-        previous = history[i - 1] if i else None
-        for event in webhook_events(previous, change):
+        for event in webhook_events(step):
             await webhooks.publish(
                 conn,
                 b.organization_id,
                 event,
                 f"evt_{b.id.hex}_{i}_{event.value.lower()}",
-                change.at,
-                booking_data(scene, change, previous),
+                step.change.at,
+                booking_data(scene, step),
             )
     payment = scene.payment
     if payment is not None and history:
-        data = booking_data(scene, history[-1], None) | {
+        last = steps_of(history, b.staff_id)[-1]
+        data = booking_data(scene, replace(last, previous=None)) | {
             "payment": {
                 "id": to_global_id("Payment", payment.id),
                 "status": payment.status.value,

@@ -61,6 +61,8 @@ class MessageKind(Enum):
     STAFF_BOOKING_NEW = "staff_booking_new"
     STAFF_BOOKING_CANCELLED = "staff_booking_cancelled"
     STAFF_BOOKING_MOVED = "staff_booking_moved"
+    STAFF_BOOKING_CONFIRMED = "staff_booking_confirmed"  # a request they had, confirmed
+    STAFF_BOOKING_DECLINED = "staff_booking_declined"  # a request they had, declined
 
     @property
     def to_staff(self) -> bool:
@@ -76,7 +78,8 @@ class MessageData:
     currency: integer minor units and an ISO 4217 code, for a receipt or refund.
     manage_link: a guest's link to their booking (never on a staff message).
     payment_due: until when an unpaid booking keeps its slot (BOOKING_RECEIVED).
-    lead_minutes: how long before the start a REMINDER is sent ("in 24 hours")."""
+    lead_minutes: how long before the start a REMINDER is sent ("in 24 hours").
+    previous_staff_name: who the booking was with before a move that changed it."""
 
     recipient_name: str
     recipient_email: str
@@ -95,6 +98,7 @@ class MessageData:
     reason: str | None = None
     payment_due: datetime | None = None
     lead_minutes: int | None = None
+    previous_staff_name: str | None = None
 
     def __post_init__(self) -> None:
         times = (self.start, self.end, self.previous_start, self.previous_end, self.payment_due)
@@ -224,6 +228,7 @@ def _context(kind: MessageKind, data: MessageData) -> dict[str, str]:
             format_moment(data.payment_due, zone) if data.payment_due is not None else None
         ),
         "lead": format_lead(data.lead_minutes) if data.lead_minutes is not None else None,
+        "previous_staff_name": data.previous_staff_name,
     }
     return {
         "recipient_name": data.recipient_name,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.utils import parseaddr
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -64,6 +64,12 @@ class Texted:
 
 
 @dataclass(frozen=True, slots=True)
+class StaffMember:
+    name: str
+    inbox: Recipient | None  # None: the staff member has no address
+
+
+@dataclass(frozen=True, slots=True)
 class Scene:
     booking: Booking
     history: list[BookingChange]
@@ -71,10 +77,17 @@ class Scene:
     service: Service
     staff: Staff
     customer: Recipient | None  # None: no address to write to (a phone-only account)
-    staff_member: Recipient | None  # None: the staff member has no address
     customer_name: str
     payment: Payment | None
     texted: Texted | None = None  # an account with a verified phone number
+    # Every staff member the booking has had (its history names them), by id.
+    staff_members: dict[uuid.UUID, StaffMember] = field(default_factory=dict)
+
+    @property
+    def staff_member(self) -> Recipient | None:
+        """The booking's staff member's inbox, now."""
+        member = self.staff_members.get(self.staff.id)
+        return member.inbox if member is not None else None
 
 
 async def scenes_of(
@@ -88,7 +101,9 @@ async def scenes_of(
     ids = list(found)
     histories = await booking.history_of(conn, ids)
     services = await availability.services_by_id(conn, {b.service_id for b in found.values()})
-    staff = await availability.staff_by_id(conn, {b.staff_id for b in found.values()})
+    staff_ids = {b.staff_id for b in found.values()}
+    staff_ids |= {c.staff_id for h in histories.values() for c in h if c.staff_id is not None}
+    staff = await availability.staff_by_id(conn, staff_ids)
     staff_emails = await availability.staff_emails(conn, staff)
     accounts = {b.customer_id for b in found.values() if b.customer_id is not None}
     accounts |= {s.user_id for s in staff.values() if s.user_id is not None}
@@ -98,24 +113,25 @@ async def scenes_of(
     guests = [b.id for b in found.values() if b.customer_id is None]
     key = letterhead.manage_key
     tokens = await booking.manage_tokens(conn, key, guests) if key is not None else {}
+    members = {}
+    for member in staff.values():
+        account = people.get(member.user_id) if member.user_id is not None else None
+        # Their account's address (verified) first, else the one they were added with.
+        email = (account.email if account is not None else None) or staff_emails.get(member.id)
+        inbox = Recipient(member.name, email, member.time_zone, None) if email else None
+        members[member.id] = StaffMember(member.name, inbox)
     scenes = {}
     for booking_id, b in found.items():
-        org, member = orgs[b.organization_id], staff[b.staff_id]
+        org = orgs[b.organization_id]
         customer = people.get(b.customer_id) if b.customer_id is not None else None
-        account = people.get(member.user_id) if member.user_id is not None else None
-        staff_email = (account.email if account is not None else None) or staff_emails.get(
-            member.id
-        )
+        history = histories.get(booking_id, [])
         scenes[booking_id] = Scene(
             booking=b,
-            history=histories.get(booking_id, []),
+            history=history,
             organization=org,
             service=services[b.service_id],
-            staff=member,
+            staff=staff[b.staff_id],
             customer=_customer(b, customer, org, letterhead, tokens.get(b.id)),
-            staff_member=(
-                Recipient(member.name, staff_email, member.time_zone, None) if staff_email else None
-            ),
             customer_name=customer.name if customer is not None else (b.guest_name or "Guest"),
             payment=paid.get(booking_id),
             texted=(
@@ -123,6 +139,11 @@ async def scenes_of(
                 if customer is not None and customer.verified_phone
                 else None
             ),
+            staff_members={
+                i: members[i]
+                for i in {b.staff_id} | {c.staff_id for c in history if c.staff_id}
+                if i in members
+            },
         )
     return scenes
 

@@ -10,6 +10,9 @@
   that start (checked and locked in the sending transaction); otherwise it is DROPPED.
   user_id names an account whose reminder preference is checked at the same moment.
 - Text messages (channel 'sms'): reminders to an account's verified phone number.
+- booking_changes.staff_id: the staff member after each change (a reschedule may move a
+  booking to another one, who must hear of it as the first hears it is gone); null in
+  entries written before, and in those that cannot change it (read: unchanged).
 
 Revision ID: 0016_reminders_and_time_zones
 Revises: 0015_calendar_feeds
@@ -28,6 +31,7 @@ depends_on = None
 
 def upgrade() -> None:
     op.execute("ALTER TABLE users ADD COLUMN time_zone text")
+    op.execute("ALTER TABLE booking_changes ADD COLUMN staff_id uuid")
     op.execute(
         """
 ALTER TABLE organizations
@@ -84,4 +88,5 @@ ALTER TABLE notification_deliveries
     DROP COLUMN booking_id"""
     )
     op.execute("ALTER TABLE organizations DROP COLUMN reminder_minutes")
+    op.execute("ALTER TABLE booking_changes DROP COLUMN staff_id")
     op.execute("ALTER TABLE users DROP COLUMN time_zone")
