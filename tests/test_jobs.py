@@ -84,7 +84,12 @@ async def queued_job_is_retried(database_url: str) -> None:
 def test_the_runner_has_the_sweeps_as_periodic_jobs() -> None:
     runner = JobRunner("postgresql://unused", [background.register])
     periodic = sorted(p.task.name for p in runner.app.periodic_registry.periodic_tasks.values())
-    assert periodic == ["booking.sweep", "outbox.forget", "payments.reconcile"]
+    assert periodic == [
+        "booking.sweep",
+        "notifications.forget",
+        "outbox.forget",
+        "payments.reconcile",
+    ]
 
 
 async def test_a_job_running_meanwhile_is_not_counted_as_a_requests_statements(

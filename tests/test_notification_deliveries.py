@@ -39,6 +39,7 @@ from domain.notifications.deliveries import (
     parse,
     retry,
 )
+from domain.notifications.maintenance import KEPT, forget_delivered
 from domain.notifications.messages import Rendered, to_email
 from domain.notifications.tables import notification_deliveries as deliveries
 from infra.database import create_engine
@@ -355,3 +356,23 @@ async def test_an_open_circuit_costs_no_tries_and_does_not_hold_texts_back(
     mails = [r for r in await rows(engine) if r["channel"] == "email"]
     assert {(r["status"], r["attempts"]) for r in mails} == {(PENDING, 0)}
     assert sorted(r["next_attempt_at"] > at for r in mails) == [False, False, True]
+
+
+async def test_delivered_messages_are_forgotten_after_ninety_days(engine: AsyncEngine) -> None:
+    old, young, waiting = key(), key(), key()
+    await queue(engine, (old, letter(1)), (young, letter(2)), (waiting, letter(3)))
+    at = now()
+    async with engine.begin() as conn:
+        await conn.execute(
+            update(deliveries)
+            .where(deliveries.c.dedupe_key.in_([old, young]))
+            .values(status=SENT, sent_at=at)
+        )
+        await conn.execute(
+            update(deliveries)
+            .where(deliveries.c.dedupe_key.in_([old, waiting]))
+            .values(created_at=at - KEPT - timedelta(days=1))
+        )
+    assert await forget_delivered(engine, at) == (1, 0)
+    # The old one sent is gone; the young one and the one still waiting stay.
+    assert sorted(r["dedupe_key"] for r in await rows(engine)) == sorted([young, waiting])

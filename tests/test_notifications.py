@@ -437,3 +437,47 @@ async def test_a_request_the_staff_member_had_is_confirmed_or_declined_in_their_
     assert event_of(invite_of(confirmed))["status"] == "CONFIRMED"
     (declined,) = await arrived(ann_email, "Booking declined: Emil")
     assert event_of(invite_of(declined))["method"] == "CANCEL"
+
+
+async def test_a_receipt_long_forgotten_is_not_sent_again_when_its_booking_changes(
+    gql: GraphQLClient, server: Server
+) -> None:
+    """Delivered messages are forgotten after 90 days (maintenance.py): a booking paid
+    then, and moved now, must not send its receipt a second time."""
+    biz = await paid_business(gql)
+    made = await book(gql, biz, None)
+    booking, token = made["booking"], made["manageToken"]
+    paid = await gql.data(CONFIRM_PAYMENT, {"id": booking["id"], "token": token})
+    assert paid["confirmPayment"]["errors"] == []
+    guest = booking["guestEmail"]
+    await arrived(guest, "Payment receipt")
+    decoded = from_global_id(booking["id"])
+    assert decoded is not None
+    async with server.app_state.engine.begin() as conn:  # paid long ago, its key forgotten
+        await conn.execute(
+            text(
+                "UPDATE payments SET state_at = now() - interval '100 days',"
+                " updated_at = now() - interval '100 days' WHERE booking_id = :b"
+            ),
+            {"b": decoded[1]},
+        )
+        await conn.execute(
+            text(
+                "DELETE FROM notification_deliveries WHERE dedupe_key LIKE :receipts"
+                " AND recipient = :to"
+            ),
+            {"receipts": "payment:%:receipt", "to": guest},
+        )
+    later = datetime.fromisoformat(booking["start"]) + timedelta(hours=1)
+    moved = {
+        "bookingId": booking["id"],
+        "start": later.isoformat(),
+        "idempotencyKey": "later",
+        "manageToken": token,
+    }
+    done = await gql.data(RESCHEDULE, {"input": moved})
+    assert done["rescheduleBooking"]["errors"] == [], done
+    await arrived(guest, "Booking moved")
+    await asyncio.sleep(0.5)
+    receipts = [m for m in messages_to(guest) if str(m["Subject"]).startswith("Payment receipt")]
+    assert len(receipts) == 1

@@ -7,8 +7,9 @@ entry `i` has a key naming the booking, `i` and what it is, so the consumer, whi
 a change at least once and may see it again with later ones, queues everything once
 (deliveries' dedupe key, webhook deliveries' event id). Only entries younger than
 RECENT are looked at: older ones were announced when they happened (the outbox keeps a
-change that long at most). A payment's receipt and refunds are keyed by the payment and
-the amount refunded, whenever they come (a refund weeks after the payment).
+change that long at most). A payment's receipt is derived within RECENT of its success,
+a refund within RECENT of it (a refund weeks after the payment is told), keyed by the
+payment and the amount refunded.
 
 Customer messages, by the change (previous entry -> this one):
 - created PENDING_PAYMENT: received (with the payment deadline); created or paid into
@@ -293,14 +294,21 @@ def letters_of(scene: Scene, now: datetime) -> list[tuple[str, Letter]]:
         sequence_of(history),
         amount=payment.amount,
     )
-    if payment.status in PAID:
+    if payment.status in PAID and _lately(payment.state_at, now):
         found.append((f"payment:{payment.id}:receipt", now_letter))
-    if payment.refunded_amount > 0:
+    if payment.refunded_amount > 0 and _lately(payment.updated_at, now):
         refund = replace(
             now_letter, kind=MessageKind.PAYMENT_REFUND, amount=payment.refunded_amount
         )
         found.append((f"payment:{payment.id}:refund:{payment.refunded_amount}", refund))
     return found
+
+
+def _lately(moment: datetime | None, now: datetime) -> bool:
+    """Within RECENT: a payment's success (state_at) or its last refund (updated_at) is
+    announced when it happens, never again when its booking changes months later (by
+    then its key may have been forgotten, maintenance.py)."""
+    return moment is None or moment >= now - RECENT
 
 
 def _instant(moment: datetime) -> str:
@@ -380,7 +388,7 @@ async def announce(
             }
         }
         at = payment.state_at or now
-        if payment.status in PAID:
+        if payment.status in PAID and _lately(payment.state_at, now):
             await webhooks.publish(
                 conn,
                 b.organization_id,
@@ -389,7 +397,7 @@ async def announce(
                 at,
                 data,
             )
-        if payment.refunded_amount > 0:
+        if payment.refunded_amount > 0 and _lately(payment.updated_at, now):
             await webhooks.publish(
                 conn,
                 b.organization_id,

@@ -41,6 +41,7 @@ class Payment:
     last_error: str | None
     state_at: datetime | None
     created_at: datetime
+    updated_at: datetime | None = None  # its last change of any kind (a refund, say)
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,6 +34,7 @@ def _payment(row: RowMapping) -> Payment:
         last_error=row["last_error"],
         state_at=row["state_at"],
         created_at=row["created_at"],
+        updated_at=row["updated_at"],
     )
 
 
