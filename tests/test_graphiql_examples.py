@@ -38,6 +38,7 @@ def test_the_examples_validate_against_the_schema() -> None:
         "PayInTestMode": "mutation",
         "BookingLive": "subscription",
         "SignIn": "mutation",
+        "CalendarFeed": "mutation",
     }
     assert f'email: "{OWNER_EMAIL}", password: "{OWNER_PASSWORD}"' in EXAMPLES
 
@@ -59,11 +60,14 @@ async def variables(database_url: str, gql: GraphQLClient) -> dict[str, Any]:
     }
 
 
-async def run(gql: GraphQLClient, operation: str, variables: dict[str, Any]) -> dict[str, Any]:
+async def run(
+    gql: GraphQLClient, operation: str, variables: dict[str, Any], token: str | None = None
+) -> dict[str, Any]:
     """As GraphiQL sends it: the whole document and the operation's name."""
     response = await gql.http.post(
         "/graphql",
         json={"query": EXAMPLES, "operationName": operation, "variables": variables},
+        headers={"authorization": f"Bearer {token}"} if token else {},
     )
     body: dict[str, Any] = response.json()
     assert "errors" not in body, body
@@ -97,6 +101,11 @@ async def test_the_examples_run_on_the_demo_business(
     assert signed_in["errors"] == []
     assert signed_in["accessToken"]
     assert signed_in["user"]["email"] == OWNER_EMAIL
+
+    feed = await run(gql, "CalendarFeed", variables, signed_in["accessToken"])
+    assert feed["rotateCalendarFeed"]["url"].endswith(".ics")
+    reminders = feed["updateNotificationPreferences"]["user"]["notificationPreferences"]
+    assert reminders == {"emailReminders": True, "smsReminders": True}
 
 
 async def test_the_paying_examples_book_pay_and_push_the_confirmation(
