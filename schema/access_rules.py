@@ -3,7 +3,8 @@ personal or private data, in one table, and the checks the schema makes from it.
 
 `RULES` maps a schema coordinate ("Query.booking", "Booking.notes") to a `Rule`: what
 each kind of viewer (`Role`) gets from the field, and who may see the object the rule is
-about. `enforce` installs the table on the built schema (schema/root.py), field by field:
+about. `enforce` (schema/access_guards.py) installs the table on the built schema
+(schema/root.py), field by field:
 
 - a rule that turns the anonymous away (UNAUTHENTICATED) makes its fields require a
   viewer before their resolver runs (root fields and object fields alike);
@@ -30,18 +31,15 @@ import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from inspect import isawaitable
 from typing import Any
 
-import strawberry
-from graphql import GraphQLError, GraphQLObjectType, GraphQLResolveInfo, get_named_type
-from strawberry.schema.schema_converter import GraphQLCoreConverter
+from graphql import GraphQLResolveInfo
 
 from domain.users.records import MANAGERS
 from resolvers.access import manages_staff, role_in
 from schema.booking import Booking
 from schema.catalog import Organization, Staff, TimeOff
-from schema.context import Context, forbidden, unauthenticated
+from schema.context import Context
 from schema.identity import User
 from schema.notification_preferences import NotificationPreferences
 from schema.payment import Payment
@@ -467,142 +465,13 @@ PERSONAL_NAME = re.compile(
 )
 
 
-# ---- enforcing the table ---------------------------------------------------------------
-
-
-class Guarded:
-    """A field's resolver behind its rule (what tests/test_access_rules.py looks for)."""
-
-    __slots__ = ("check", "coordinate", "resolve", "rule")
-
-    def __init__(
-        self,
-        coordinate: str,
-        rule: Rule,
-        resolve: Callable[..., Any],
-        check: Callable[..., Any],
-    ) -> None:
-        self.coordinate = coordinate
-        self.rule = rule
-        self.resolve = resolve
-        self.check = check
-
-    def __call__(self, source: Any, info: ResolveInfo, **args: Any) -> Any:
-        return self.check(self, source, info, args)
-
-
-def _refuse(rule: Rule, context: Context) -> None:
-    if rule.hide_as_null:
-        return None
-    if context.viewer_id is None:
-        raise unauthenticated()
-    raise forbidden(rule.refusal)
-
-
-def _needs_viewer(guard: Guarded, source: Any, info: ResolveInfo, args: Any) -> Any:
-    if info.context.viewer_id is None:
-        raise unauthenticated()
-    return guard.resolve(source, info, **args)
-
-
-def _checks_parent(guard: Guarded, source: Any, info: ResolveInfo, args: Any) -> Any:
-    """An object field: may the viewer see the object it belongs to?"""
-    rule, context = guard.rule, info.context
-    if rule.needs_viewer and context.viewer_id is None:
-        raise unauthenticated()
-    assert rule.allows is not None
-    verdict = rule.allows(source, context)
-    if isawaitable(verdict):
-        return _parent_later(guard, verdict, source, info, args)
-    if not verdict:
-        return _refuse(rule, context)
-    return guard.resolve(source, info, **args)
-
-
-async def _parent_later(
-    guard: Guarded, verdict: Awaitable[bool], source: Any, info: ResolveInfo, args: Any
-) -> Any:
-    if not await verdict:
-        return _refuse(guard.rule, info.context)
-    result = guard.resolve(source, info, **args)
-    return await result if isawaitable(result) else result
-
-
-def _checks_answer(guard: Guarded, source: Any, info: ResolveInfo, args: Any) -> Any:
-    """A root field that answers one object: may the viewer see it?"""
-    if guard.rule.needs_viewer and info.context.viewer_id is None:
-        raise unauthenticated()
-    return _answer_later(guard, guard.resolve(source, info, **args), info)
-
-
-async def _answer_later(guard: Guarded, result: Any, info: ResolveInfo) -> Any:
-    if isawaitable(result):
-        result = await result
-    if result is None:
-        return None
-    assert guard.rule.allows is not None
-    verdict = guard.rule.allows(result, info.context)
-    if isawaitable(verdict):
-        verdict = await verdict
-    if verdict:
-        return result
-    if guard.coordinate.startswith("Subscription."):
-        raise GraphQLError("No such booking.", extensions={"code": "NOT_FOUND"})
-    return None
-
-
-def _origin(type_: GraphQLObjectType) -> type | None:
-    definition = type_.extensions.get(GraphQLCoreConverter.DEFINITION_BACKREF)
-    origin = getattr(definition, "origin", None)
-    return origin if isinstance(origin, type) else None
-
-
-def enforce(schema: strawberry.Schema) -> int:
-    """Puts every rule of RULES that the schema can check in front of its field's
-    resolver (after schema.direct_fields, whose plain resolvers it wraps). Returns how
-    many fields it guards; a coordinate that names no field, or a rule given a type it
-    cannot judge, stops the start-up."""
-    graphql_schema = schema._schema
-    guarded = 0
-    for coordinate, rule in RULES.items():
-        type_name, _, field_name = coordinate.partition(".")
-        parent = graphql_schema.type_map.get(type_name)
-        if not isinstance(parent, GraphQLObjectType) or field_name not in parent.fields:
-            raise LookupError(f"access rule for {coordinate}: the schema has no such field")
-        field = parent.fields[field_name]
-        check: Callable[..., Any] | None = None
-        if type_name in ROOTS:
-            answers = get_named_type(field.type)
-            if rule.allows is not None and type_name != "Mutation":
-                judged = _origin(answers) if isinstance(answers, GraphQLObjectType) else None
-                if rule is not NODE and judged not in rule.subjects:
-                    raise TypeError(f"{coordinate}: {rule.name} cannot judge a {answers}")
-                check = _checks_answer
-            elif rule.needs_viewer:
-                check = _needs_viewer
-        elif rule.allows is not None:
-            if _origin(parent) not in rule.subjects:
-                raise TypeError(f"{coordinate}: {rule.name} cannot judge a {type_name}")
-            check = _checks_parent
-        elif rule.needs_viewer:
-            check = _needs_viewer
-        if check is None:
-            continue
-        resolve = field.resolve
-        assert resolve is not None, coordinate
-        field.resolve = Guarded(coordinate, rule, resolve, check)
-        guarded += 1
-    return guarded
-
-
 __all__ = [
     "NODE_TYPES",
     "PERSONAL",
     "PERSONAL_NAME",
+    "ROOTS",
     "RULES",
-    "Guarded",
     "Outcome",
     "Role",
     "Rule",
-    "enforce",
 ]

@@ -15,7 +15,7 @@ from resolvers import notification_preferences as preferences
 from resolvers import organization_settings as org_settings
 from resolvers.availability import resolve_availability
 from resolvers.node import node
-from schema.access_rules import enforce
+from schema.access_guards import enforce
 from schema.availability import Availability
 from schema.booking import Booking, BookingConnection, BookingPayload, HoldPayload
 from schema.calendar_feed import CalendarFeedPayload

@@ -27,13 +27,13 @@ from domain.availability import records as av
 from domain.booking import records as bk
 from domain.payments import records as pay
 from domain.users import records as us
+from schema.access_guards import Guarded
 from schema.access_rules import (
     NODE_TYPES,
     PERSONAL,
     PERSONAL_NAME,
     ROOTS,
     RULES,
-    Guarded,
     Outcome,
     Role,
 )
