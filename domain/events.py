@@ -10,7 +10,7 @@ know.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -135,6 +135,18 @@ def events_of(items: list[dict[str, Any]]) -> list[Event]:
 # statement; the NOTIFY is delivered only at commit.
 ROW_KIND = outbox.ROW_KIND
 NOTIFY = f"pg_notify('{outbox.CHANNEL}', '')"
+
+
+def changed_bookings(rows: Iterable[outbox.Row]) -> set[uuid.UUID]:
+    """The bookings the outbox rows' BookingChanged events name (an outbox consumer's
+    usual first step)."""
+    return {
+        event.booking_id
+        for row in rows
+        if isinstance(row.payload, list)
+        for event in events_of(row.payload)
+        if isinstance(event, BookingChanged)
+    }
 
 
 def outbox_row(parameter: int) -> str:

@@ -91,14 +91,3 @@ class FileMailer:
             file.write(data)
         partial.rename(path)
         return path
-
-
-async def deliver(mailer: Mailer, message: EmailMessage | None) -> None:
-    """Sends `message` (None: nothing to send). A failure is logged, not raised: the
-    change the message announces has committed, and the user can ask for it again."""
-    if message is None:
-        return
-    try:
-        await mailer.send(message)
-    except Exception:  # whatever broke, the answer (committed) stands
-        log.exception("mail to %s could not be sent", message["To"])

@@ -9,7 +9,9 @@ from email.message import EmailMessage
 
 from icalendar import Calendar
 
-from tests.mailbox import messages_to
+from tests.mailbox import messages_to, text_of
+
+__all__ = ["arrived", "event_of", "invite_of", "text_of"]
 
 
 async def arrived(
@@ -47,11 +49,3 @@ def event_of(calendar: Calendar) -> dict[str, str]:
         "status": str(event["STATUS"]),
         "start": event.decoded("DTSTART").isoformat(),
     }
-
-
-def text_of(message: EmailMessage) -> str:
-    body = message.get_body(("plain",))
-    assert body is not None
-    content = body.get_content()
-    assert isinstance(content, str)
-    return content

@@ -22,8 +22,13 @@ from tests.business import ADD_STAFF, create_business, payload, sign_up
 from tests.conftest import GraphQLClient, Server
 from tests.mailbox import messages_to
 from tests.notification_helpers import arrived, event_of, invite_of, text_of
-from tests.test_organization_settings import UPDATE as SET_POLICY
-from tests.test_payments import CONFIRM_PAYMENT, PRICE, book, paid_business
+from tests.test_payments import (
+    CONFIRM_PAYMENT,
+    PRICE,
+    book,
+    paid_business,
+    refundable_business,
+)
 
 NEW_YORK = ZoneInfo("America/New_York")
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -247,12 +252,7 @@ async def test_a_change_rolled_back_tells_nobody(gql: GraphQLClient, server: Ser
 async def test_a_paid_booking_tells_its_deadline_its_receipt_and_its_refund(
     gql: GraphQLClient,
 ) -> None:
-    biz = await paid_business(gql)
-    await gql.data(
-        SET_POLICY,
-        {"input": {"organizationId": biz.org_id, "freeCancellationHours": 0}},
-        biz.owner.token,
-    )
+    biz = await refundable_business(gql)
     made = await book(gql, biz, None)
     booking, token = made["booking"], made["manageToken"]
     guest = booking["guestEmail"]
@@ -321,12 +321,7 @@ async def test_owners_see_what_could_not_be_delivered_and_send_it_again(
 async def test_a_refund_weeks_after_the_payment_is_still_told(
     gql: GraphQLClient, server: Server
 ) -> None:
-    biz = await paid_business(gql)
-    await gql.data(
-        SET_POLICY,
-        {"input": {"organizationId": biz.org_id, "freeCancellationHours": 0}},
-        biz.owner.token,
-    )
+    biz = await refundable_business(gql)
     made = await book(gql, biz, None)
     booking, token = made["booking"], made["manageToken"]
     paid = await gql.data(CONFIRM_PAYMENT, {"id": booking["id"], "token": token})

@@ -116,6 +116,17 @@ async def paid_business(gql: GraphQLClient, **service: Any) -> Business:
     return await create_business(gql, service={"priceAmount": PRICE, **service})
 
 
+async def refundable_business(gql: GraphQLClient) -> Business:
+    """A paid business whose customers are refunded in full whenever they cancel."""
+    biz = await paid_business(gql)
+    await gql.data(
+        SET_POLICY,
+        {"input": {"organizationId": biz.org_id, "freeCancellationHours": 0}},
+        biz.owner.token,
+    )
+    return biz
+
+
 def monday(hour: int) -> str:
     return local(next_weekday(0), hour)
 

@@ -8,8 +8,15 @@ from typing import Any
 
 from tests.booking_api import CANCEL
 from tests.conftest import GraphQLClient
-from tests.test_organization_settings import UPDATE as SET_POLICY
-from tests.test_payments import CONFIRM_PAYMENT, PRICE, book, paid_business, read, until
+from tests.test_payments import (
+    CONFIRM_PAYMENT,
+    PRICE,
+    book,
+    paid_business,
+    read,
+    refundable_business,
+    until,
+)
 
 
 async def until_refunded(gql: GraphQLClient, booking_id: str, token: str) -> dict[str, Any]:
@@ -26,12 +33,7 @@ async def until_refunded(gql: GraphQLClient, booking_id: str, token: str) -> dic
 async def test_a_guest_pays_in_test_mode_and_a_cancellation_in_time_refunds_in_full(
     gql: GraphQLClient,
 ) -> None:
-    biz = await paid_business(gql)
-    await gql.data(
-        SET_POLICY,
-        {"input": {"organizationId": biz.org_id, "freeCancellationHours": 0}},
-        biz.owner.token,
-    )
+    biz = await refundable_business(gql)
     made = await book(gql, biz, None)
     booking, token = made["booking"], made["manageToken"]
     assert booking["status"] == "PENDING_PAYMENT"

@@ -42,7 +42,7 @@ from domain.notifications.invites import Invite, build_invite, content_type, seq
 from domain.notifications.messages import MessageData, MessageKind, render, to_email
 from domain.notifications.scenes import Letterhead, Recipient, Scene, StaffMember
 from domain.notifications.webhooks import WebhookEvent
-from domain.payments.records import PaymentStatus
+from domain.payments.records import Payment, PaymentStatus
 from infra.ids import to_global_id
 
 RECENT = timedelta(days=7)
@@ -258,12 +258,12 @@ def _moment(step: Step, sequence: int, names: dict[uuid.UUID, StaffMember]) -> L
     )
 
 
-def letters_of(scene: Scene, now: datetime) -> list[tuple[str, Letter]]:
-    """Every message the scene's recent changes and payment call for, each with its
-    dedupe key."""
+def letters_of(scene: Scene, steps: list[Step], now: datetime) -> list[tuple[str, Letter]]:
+    """Every message the scene's recent changes (`steps`, its history's) and payment
+    call for, each with its dedupe key."""
     found: list[tuple[str, Letter]] = []
     b, history, names = scene.booking, scene.history, scene.staff_members
-    for i, step in enumerate(steps_of(history, b.staff_id)):
+    for i, step in enumerate(steps):
         if step.change.at < now - RECENT:
             continue
         moment = _moment(step, sequence_of(history[: i + 1]), names)
@@ -294,9 +294,9 @@ def letters_of(scene: Scene, now: datetime) -> list[tuple[str, Letter]]:
         sequence_of(history),
         amount=payment.amount,
     )
-    if payment.status in PAID and _lately(payment.state_at, now):
+    if _receipt_due(payment, now):
         found.append((f"payment:{payment.id}:receipt", now_letter))
-    if payment.refunded_amount > 0 and _lately(payment.updated_at, now):
+    if _refund_due(payment, now):
         refund = replace(
             now_letter, kind=MessageKind.PAYMENT_REFUND, amount=payment.refunded_amount
         )
@@ -309,6 +309,14 @@ def _lately(moment: datetime | None, now: datetime) -> bool:
     announced when it happens, never again when its booking changes months later (by
     then its key may have been forgotten, maintenance.py)."""
     return moment is None or moment >= now - RECENT
+
+
+def _receipt_due(payment: Payment, now: datetime) -> bool:
+    return payment.status in PAID and _lately(payment.state_at, now)
+
+
+def _refund_due(payment: Payment, now: datetime) -> bool:
+    return payment.refunded_amount > 0 and _lately(payment.updated_at, now)
 
 
 def _instant(moment: datetime) -> str:
@@ -351,7 +359,9 @@ async def announce(
     """Queues the scene's messages and webhook events in the caller's transaction; how
     many messages were new."""
     queued = 0
-    letters = letters_of(scene, now)
+    b, history = scene.booking, scene.history
+    steps = steps_of(history, b.staff_id)
+    letters = letters_of(scene, steps, now)
     # Rendered only when new: the consumer sees most changes again with later ones.
     known = await deliveries.queued_keys(conn, [key for key, _ in letters])
     for key, letter in letters:
@@ -362,8 +372,7 @@ async def announce(
             conn, key, letter.to.email, message, organization_id=scene.organization.id
         ):
             queued += 1
-    b, history = scene.booking, scene.history
-    for i, step in enumerate(steps_of(history, b.staff_id)):
+    for i, step in enumerate(steps):
         if step.change.at < now - RECENT:
             continue
         for event in webhook_events(step):
@@ -376,9 +385,8 @@ async def announce(
                 booking_data(scene, step),
             )
     payment = scene.payment
-    if payment is not None and history:
-        last = steps_of(history, b.staff_id)[-1]
-        data = booking_data(scene, replace(last, previous=None)) | {
+    if payment is not None and steps:
+        data = booking_data(scene, replace(steps[-1], previous=None)) | {
             "payment": {
                 "id": to_global_id("Payment", payment.id),
                 "status": payment.status.value,
@@ -388,7 +396,7 @@ async def announce(
             }
         }
         at = payment.state_at or now
-        if payment.status in PAID and _lately(payment.state_at, now):
+        if _receipt_due(payment, now):
             await webhooks.publish(
                 conn,
                 b.organization_id,
@@ -397,7 +405,7 @@ async def announce(
                 at,
                 data,
             )
-        if payment.refunded_amount > 0 and _lately(payment.updated_at, now):
+        if _refund_due(payment, now):
             await webhooks.publish(
                 conn,
                 b.organization_id,

@@ -27,16 +27,6 @@ CONSUMER = "notifications"
 SEND_NOW_SECONDS = 3.0
 
 
-def changed_bookings(rows: list[Row]) -> list[events.BookingChanged]:
-    return [
-        e
-        for row in rows
-        if isinstance(row.payload, list)
-        for e in events.events_of(row.payload)
-        if isinstance(e, events.BookingChanged)
-    ]
-
-
 async def announce_changed(
     engine: AsyncEngine, rows: list[Row], letterhead: Letterhead, now: datetime
 ) -> int:
@@ -44,7 +34,7 @@ async def announce_changed(
     booking the rows name, queued in one transaction (idempotent: a batch seen twice
     queues nothing new); how many messages were new. A booking whose messages cannot
     be made (a bug, a template) is logged and skipped, not retried forever."""
-    changed = sorted({e.booking_id for e in changed_bookings(rows)})
+    changed = sorted(events.changed_bookings(rows))
     if not changed:
         return 0
     queued = 0

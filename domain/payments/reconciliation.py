@@ -60,13 +60,7 @@ async def settle_changed(
 ) -> None:
     """The outbox consumer's handler: every booking named by a change, settled if it has
     a payment and ended unkept (settle decides; it is idempotent)."""
-    changed = {
-        e.booking_id
-        for row in rows
-        if isinstance(row.payload, list)
-        for e in events.events_of(row.payload)
-        if isinstance(e, events.BookingChanged)
-    }
+    changed = events.changed_bookings(rows)
     if not changed:
         return
     async with engine.connect() as conn:
